@@ -1,0 +1,1 @@
+"""SMALabeller bundle components, importable as ``scripts.*`` from the bundle root."""

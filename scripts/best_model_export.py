@@ -1,0 +1,57 @@
+"""At the end of training, put the best weights back into the network and write ``models/model.pt``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+from scripts.durable_disk_saver import fsync_directory
+from scripts.training_state import unwrap
+
+logger = logging.getLogger(__name__)
+
+
+def save_durably(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, rename: readers never see a partial ``model.pt``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            torch.save(obj, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+class ExportBestModel:
+    """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network and save its bare
+    state dict (model-zoo convention) to ``model_path``. Without a best checkpoint the last weights are kept."""
+
+    def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str) -> None:
+        self.network = network
+        self.best_checkpoint = Path(best_checkpoint)
+        self.model_path = Path(model_path)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.best_checkpoint.is_file():
+            best = torch.load(self.best_checkpoint, map_location="cpu", weights_only=True)
+            unwrap(self.network).load_state_dict(best["model_state"])
+            logger.info(
+                "Restored best weights from epoch %d (val_loss=%.4f, %s) into %s",
+                best["epoch"], best["monitor_value"], self.best_checkpoint, self.model_path,
+            )
+        else:
+            logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
+        save_durably(unwrap(self.network).state_dict(), self.model_path)

@@ -1,0 +1,31 @@
+"""Turn batches of volumes into batches of slices for a 2D network, and back."""
+
+from __future__ import annotations
+
+import torch
+from monai.engines import PrepareBatch, default_prepare_batch
+
+
+def volumes_to_slices(volumes: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W, D]`` -> ``[B*D, C, H, W]``, volume-major: slice ``d`` of volume ``b`` lands at ``b*D + d``."""
+    if volumes.ndim != 5:
+        raise ValueError(f"expected a [B, C, H, W, D] batch, got shape {tuple(volumes.shape)}")
+    b, c, h, w, d = volumes.shape
+    return volumes.permute(0, 4, 1, 2, 3).reshape(b * d, c, h, w)
+
+
+def slices_to_volumes(slices: torch.Tensor, depth: int) -> torch.Tensor:
+    """Inverse of :func:`volumes_to_slices`: ``[B*D, C, H, W]`` -> ``[B, C, H, W, D]``."""
+    n, c, h, w = slices.shape
+    if n % depth:
+        raise ValueError(f"{n} slices cannot be split into volumes of depth {depth}")
+    return slices.reshape(n // depth, depth, c, h, w).permute(0, 2, 3, 4, 1)
+
+
+class SlicePrepareBatch(PrepareBatch):
+    """``prepare_batch`` for MONAI engines: moves a volume batch to the device and flattens it into slices,
+    so the trainer, loss and 2D network all see ``[B*D, C, H, W]``."""
+
+    def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
+        image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
+        return volumes_to_slices(image), volumes_to_slices(label)

@@ -1,0 +1,65 @@
+"""Everything a checkpoint holds, as plain tensors, numbers and dicts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from ignite.engine import Engine
+
+
+def unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside a DistributedDataParallel/DataParallel wrapper."""
+    return network.module if hasattr(network, "module") else network
+
+
+class TrainingState:
+    """The resumable state of a run, saved through Ignite's ``Checkpoint`` as one flat dict so that
+    ``torch.load(path, weights_only=True)`` reads it back (no pickled classes).
+
+    ``monitor_value`` is the validation loss of the saved epoch (``nan`` before the first validation).
+    """
+
+    def __init__(
+        self,
+        trainer: Engine,
+        network: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        lr_scheduler,
+        evaluator: Engine | None = None,
+        early_stopping=None,
+        config: dict | None = None,
+        monitor: str = "val_loss",
+    ) -> None:
+        self.trainer, self.network, self.optimizer, self.lr_scheduler = trainer, network, optimizer, lr_scheduler
+        self.evaluator, self.early_stopping, self.config, self.monitor = evaluator, early_stopping, config, monitor
+
+    def monitor_value(self) -> float:
+        metrics = self.evaluator.state.metrics if self.evaluator is not None else {}
+        return float(metrics.get(self.monitor, math.nan))
+
+    def state_dict(self) -> dict:
+        scaler = getattr(self.trainer, "scaler", None)
+        return {
+            "epoch": int(self.trainer.state.epoch),
+            "global_step": int(self.trainer.state.iteration),
+            "monitor_value": self.monitor_value(),
+            "model_state": unwrap(self.network).state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.lr_scheduler.state_dict(),
+            "scaler_state": scaler.state_dict() if scaler is not None else {},
+            "early_stopping_state": dict(self.early_stopping.state_dict()) if self.early_stopping is not None else {},
+            "config": dict(self.config or {}),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.network).load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.lr_scheduler.load_state_dict(state["scheduler_state"])
+        scaler = getattr(self.trainer, "scaler", None)
+        if scaler is not None and state["scaler_state"]:
+            scaler.load_state_dict(state["scaler_state"])
+        if self.early_stopping is not None and state["early_stopping_state"]:
+            self.early_stopping.load_state_dict(state["early_stopping_state"])
+        self.trainer.state.epoch = state["epoch"]
+        self.trainer.state.iteration = state["global_step"]
