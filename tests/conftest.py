@@ -1,0 +1,77 @@
+"""Shared fixtures: NIfTI datasets written to a temp dir, and ways to run the bundle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+BUNDLE = Path(__file__).resolve().parents[1]
+TRAIN_CONFIG = str(BUNDLE / "configs" / "train.json")
+METADATA = str(BUNDLE / "configs" / "metadata.json")
+LOGGING = str(BUNDLE / "configs" / "logging.conf")
+
+# small sizes so a real epoch takes seconds on two CPU cores
+FAST = {"epochs": 1, "batch_size": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4, "slice_batch": 16}
+
+# (shape, spacing, voxel-axis -> world-axis, intensity max): mixed shapes, spacings, orientations and ranges
+VOLUMES = [
+    ((40, 36, 12), (1.0, 1.0, 3.0), (0, 1, 2), 20.0),
+    ((32, 44, 16), (0.8, 0.8, 2.0), (0, 2, 1), 10000.0),
+    ((48, 40, 10), (1.2, 0.9, 2.5), (1, 0, 2), 255.0),
+    ((36, 36, 14), (1.0, 1.0, 1.0), (0, 1, 2), 4000.0),
+    ((44, 30, 12), (1.5, 1.5, 3.0), (2, 1, 0), 20.0),
+]
+
+
+def affine_for(spacing, axes, flip=True) -> np.ndarray:
+    affine = np.zeros((4, 4))
+    for voxel_axis, world_axis in enumerate(axes):
+        affine[world_axis, voxel_axis] = spacing[voxel_axis] * (-1.0 if flip and voxel_axis == 0 else 1.0)
+    affine[:3, 3] = (10.0, -20.0, 5.0)
+    affine[3, 3] = 1.0
+    return affine
+
+
+def blob_volume(shape, scale, seed) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"), -1)
+    centre = rng.uniform(-0.3, 0.3, 3)
+    label = (((grid - centre) / np.array([0.4, 0.35, 0.6])) ** 2).sum(-1) <= 1
+    image = (0.3 + 0.7 * label + rng.normal(0, 0.05, shape)).clip(0) * scale
+    return image.astype(np.float32), label.astype(np.uint8)
+
+
+def write_dataset(root: Path, volumes=VOLUMES, channel_suffix: str = "_0000") -> Path:
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
+    for index, (shape, spacing, axes, scale) in enumerate(volumes):
+        image, label = blob_volume(shape, scale, index)
+        affine = affine_for(spacing, axes)
+        nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / f"case_{index:02d}{channel_suffix}.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"case_{index:02d}.nii.gz")
+    return root
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    return write_dataset(tmp_path / "data")
+
+
+def cli_args(overrides: dict) -> list[str]:
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def run_bundle(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run ...`` in a real subprocess, from the bundle root."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--meta_file", METADATA, "--logging_file", LOGGING, *args]
+    full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from scripts.cases import DatasetError, find_cases, split_cases
+from tests.conftest import write_dataset
+
+
+def test_pairs_labels_with_0000_images(dataset):
+    cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
+    assert [c["case"] for c in cases] == [f"case_{i:02d}" for i in range(5)]
+    for case in cases:
+        assert Path(case["image"]).name == f"{case['case']}_0000.nii.gz"
+        assert Path(case["label"]).name == f"{case['case']}.nii.gz"
+
+
+def test_accepts_images_without_channel_suffix(tmp_path):
+    root = write_dataset(tmp_path, channel_suffix="")
+    cases = find_cases(root / "imagesTr", root / "labelsTr")
+    assert Path(cases[0]["image"]).name == "case_00.nii.gz"
+
+
+def test_image_without_label_is_skipped(dataset):
+    (dataset / "imagesTr" / "extra_0000.nii.gz").write_bytes((dataset / "imagesTr" / "case_00_0000.nii.gz").read_bytes())
+    cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
+    assert "extra" not in {c["case"] for c in cases} and len(cases) == 5
+
+
+def test_label_without_image_names_the_file(dataset):
+    (dataset / "imagesTr" / "case_03_0000.nii.gz").unlink()
+    with pytest.raises(DatasetError, match=r"case_03\.nii\.gz: label without image"):
+        find_cases(dataset / "imagesTr", dataset / "labelsTr")
+
+
+def test_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere.*folder not found"):
+        find_cases(tmp_path / "nowhere", tmp_path)
+
+
+def test_split_is_by_volume_seeded_and_disjoint(dataset):
+    cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
+    train, val = split_cases(cases, 0.2, seed=42)
+    assert len(val) == 1 and len(train) == 4
+    assert {c["case"] for c in train}.isdisjoint(c["case"] for c in val)
+    assert {c["case"] for c in train + val} == {c["case"] for c in cases}
+    assert split_cases(cases, 0.2, seed=42) == (train, val)
+    different = {tuple(c["case"] for c in split_cases(cases, 0.4, seed=s)[1]) for s in range(10)}
+    assert len(different) > 1
+
+
+@pytest.mark.parametrize("size", [0.0, 1.0, -0.1, 1.5])
+def test_split_rejects_bad_val_set_size(dataset, size):
+    cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
+    with pytest.raises(DatasetError, match="val_set_size"):
+        split_cases(cases, size, seed=0)

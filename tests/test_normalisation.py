@@ -1,0 +1,27 @@
+"""The train config's own deterministic transforms bring scans of any intensity range to one scale."""
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.transforms import Compose
+
+from tests.conftest import TRAIN_CONFIG, affine_for, blob_volume
+
+
+def test_0_to_20_and_0_to_10000_scans_normalise_alike(tmp_path):
+    parser = ConfigParser()
+    parser.read_config(TRAIN_CONFIG)
+    transform = Compose(parser.get_parsed_content("train#deterministic_transforms"))
+    outputs = []
+    for scale in (20.0, 10000.0):
+        image, label = blob_volume((30, 30, 8), 1.0, seed=3)
+        affine = affine_for((1.0, 1.0, 2.0), (0, 1, 2))
+        nib.save(nib.Nifti1Image(image * scale, affine), tmp_path / f"i{scale}.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), tmp_path / f"l{scale}.nii.gz")
+        out = transform({"image": str(tmp_path / f"i{scale}.nii.gz"), "label": str(tmp_path / f"l{scale}.nii.gz")})
+        outputs.append(out["image"])
+    low, high = outputs
+    assert torch.allclose(low, high, atol=1e-4)
+    nonzero = high[high != 0]
+    assert abs(float(nonzero.mean())) < 1e-3 and abs(float(nonzero.std()) - 1.0) < 1e-2
