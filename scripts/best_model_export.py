@@ -52,6 +52,9 @@ class ExportBestModel:
                 "Restored best weights from epoch %d (val_loss=%.4f, %s) into %s",
                 best["epoch"], best["monitor_value"], self.best_checkpoint, self.model_path,
             )
+        elif getattr(engine.state, "non_finite", None) is not None:
+            logger.error("No best checkpoint and the weights are non-finite: %s is not written", self.model_path)
+            return
         else:
             logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
         save_durably(unwrap(self.network).state_dict(), self.model_path)

@@ -1,0 +1,88 @@
+"""Continue a run from its checkpoints: same epoch, schedule position, early-stopping state and best-so-far."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+import torch
+
+from scripts.flags import as_bool
+
+logger = logging.getLogger(__name__)
+
+STAMP_FORMAT = "%Y-%m-%d_%H.%M.%S"
+
+
+class ResumeError(RuntimeError):
+    """No usable checkpoint to resume from; the message names the files tried."""
+
+
+def _run_folders(output_dir: str, tb_prefix: str) -> list[Path]:
+    root = Path(output_dir) / tb_prefix
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "checkpoints").is_dir())
+
+
+def run_stamp(output_dir: str, tb_prefix: str, resume=False, resume_from: str = "") -> str:
+    """The timestamp naming this run's folders: the resumed run's own, or now."""
+    if resume_from:
+        checkpoint = Path(resume_from)
+        if checkpoint.parent.name == "checkpoints":
+            return checkpoint.parent.parent.name
+    elif as_bool(resume, "resume"):
+        runs = _run_folders(output_dir, tb_prefix)
+        if runs:
+            return runs[-1].name
+        logger.warning("--resume true, but %s holds no run with checkpoints: starting a new run", Path(output_dir) / tb_prefix)
+    return datetime.datetime.now().strftime(STAMP_FORMAT)
+
+
+def _candidates(ckpt_dir: Path) -> list[Path]:
+    """``last.pth`` first, then periodic checkpoints newest first."""
+    return [ckpt_dir / "last.pth", *sorted(ckpt_dir.glob("periodic_*.pth"), reverse=True)]
+
+
+def load_checkpoint(path: Path) -> dict:
+    """``torch.load(weights_only=True)``; a missing, truncated or foreign file raises ``ResumeError`` naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise ResumeError(f"{path}: unreadable checkpoint ({type(error).__name__}: {str(error)[:120]})") from error
+    if not isinstance(state, dict) or "model_state" not in state:
+        raise ResumeError(f"{path}: not a checkpoint of this bundle (no model_state)")
+    return state
+
+
+class Resume:
+    """Load the newest usable checkpoint of the resumed run into a :class:`~scripts.training_state.TrainingState`.
+
+    With ``resume_from`` that file is used; with ``resume`` the run's ``last.pth``, falling back (with an error
+    line naming the broken file) to the newest ``periodic_*.pth``.
+    """
+
+    def __init__(self, ckpt_dir: str, resume=False, resume_from: str = "") -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.resume, self.resume_from = as_bool(resume, "resume"), resume_from
+
+    def load_into(self, state) -> dict | None:
+        if self.resume_from:
+            candidates = [Path(self.resume_from)]
+        elif self.resume and self.ckpt_dir.is_dir():
+            candidates = [p for p in _candidates(self.ckpt_dir) if p.is_file()]
+        else:
+            return None
+        errors = []
+        for path in candidates:
+            try:
+                checkpoint = load_checkpoint(path)
+            except ResumeError as error:
+                logger.error("%s; trying the next checkpoint", error)
+                errors.append(str(error))
+                continue
+            state.load_state_dict(checkpoint)
+            logger.info("Resumed from %s: epoch %d, iteration %d", path, checkpoint["epoch"], checkpoint["global_step"])
+            return checkpoint
+        raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))
