@@ -21,9 +21,10 @@ class StopOnNonFinite:
 
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
+        items = output if isinstance(output, list) else [output]  # MONAI engines may decollate the output
         for key in (CommonKeys.LOSS, CommonKeys.PRED):
-            value = output.get(key) if isinstance(output, dict) else None
-            if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value.detach()).all()):
+            tensors = [item[key].detach() for item in items if isinstance(item.get(key), torch.Tensor)]
+            if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
                 engine.state.non_finite = key
                 logger.error(
                     "Non-finite %s at epoch %d, iteration %d: training stopped; checkpoints written so far are intact. "

@@ -75,3 +75,22 @@ def run_bundle(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--meta_file", METADATA, "--logging_file", LOGGING, *args]
     full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **(env or {})}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def make_workflow(bundle_root: Path, dataset_dir: Path, **overrides):
+    """An initialized ``ConfigWorkflow`` of configs/train.json with the FAST settings and ``overrides``."""
+    from monai.bundle import ConfigWorkflow
+
+    settings = {**FAST, **overrides}
+    workflow = ConfigWorkflow(
+        config_file=TRAIN_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="train",
+        bundle_root=str(bundle_root), dataset_dir=str(dataset_dir), **settings,
+    )
+    workflow.initialize()
+    return workflow
+
+
+def checkpoint_dir(output_dir: Path, tb_prefix: str = "SMALabeller") -> Path:
+    runs = [p for p in (Path(output_dir) / tb_prefix).iterdir() if (p / "checkpoints").is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0] / "checkpoints"

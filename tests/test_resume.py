@@ -1,0 +1,67 @@
+"""Stop a run after 2 of 4 epochs, resume it from the CLI, and get the weights of an uninterrupted run."""
+
+from pathlib import Path
+
+import torch
+from ignite.engine import Events
+
+from tests.conftest import FAST, TRAIN_CONFIG, checkpoint_dir, cli_args, make_workflow, run_bundle, write_dataset
+
+SETTINGS = {**FAST, "epochs": 4, "ckpt_period": 1, "ckpt_keep": 2, "bn_calibration_batches": 2}
+
+
+def train_until(root: Path, data: Path, stop_after: int | None = None) -> None:
+    workflow = make_workflow(root, data, **SETTINGS)
+    if stop_after is not None:  # simulates a killed job: stop right after the epoch's checkpoints are written
+        workflow.trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+    workflow.run()
+    workflow.finalize()
+
+
+def test_resumed_run_ends_with_identical_weights(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path / "full", data)
+    train_until(tmp_path / "split", data, stop_after=2)
+    assert torch.load(checkpoint_dir(tmp_path / "split" / "runs") / "last.pth", weights_only=True)["epoch"] == 2
+
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path / "split"), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args(SETTINGS), "--resume", "true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from" in result.stdout and "epoch 2, iteration 4" in result.stdout
+
+    full = torch.load(checkpoint_dir(tmp_path / "full" / "runs") / "last.pth", weights_only=True)
+    resumed = torch.load(checkpoint_dir(tmp_path / "split" / "runs") / "last.pth", weights_only=True)
+    assert resumed["epoch"] == full["epoch"] == 4 and resumed["global_step"] == full["global_step"]
+    for key, tensor in full["model_state"].items():
+        assert torch.equal(tensor, resumed["model_state"][key]), key
+    assert resumed["scheduler_state"]["last_epoch"] == full["scheduler_state"]["last_epoch"]
+    assert resumed["early_stopping_state"] == full["early_stopping_state"]
+    # TensorBoard continued in the same folders; the old run's periodic files were adopted (keep 2)
+    assert len(list((tmp_path / "split" / "runs" / "SMALabeller").glob("*-trn_cls-exp"))) == 1
+    names = sorted(p.name for p in checkpoint_dir(tmp_path / "split" / "runs").glob("periodic_*"))
+    assert names == ["periodic_0003.pth", "periodic_0004.pth"]
+
+
+def test_truncated_last_falls_back_to_newest_periodic(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data, stop_after=2)
+    ckpts = checkpoint_dir(tmp_path / "runs")
+    last = ckpts / "last.pth"
+    last.write_bytes(last.read_bytes()[:1000])
+
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args(SETTINGS), "--resume", "true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{last}: unreadable checkpoint" in result.stdout
+    assert f"Resumed from {ckpts / 'periodic_0002.pth'}: epoch 2" in result.stdout
+    assert torch.load(last, weights_only=True)["epoch"] == 4
+
+
+def test_resume_with_nothing_usable_names_the_file(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args(SETTINGS), "--resume_from", str(broken)])
+    assert result.returncode != 0
+    assert f"{broken}: unreadable checkpoint" in result.stdout + result.stderr
