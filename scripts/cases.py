@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -17,7 +18,7 @@ class DatasetError(ValueError):
     """A problem with the user's data folders; the message names the file and the fix."""
 
 
-def case_id(path: Path) -> str:
+def case_id(path: Path) -> str | None:
     """``liver_001.nii.gz`` -> ``liver_001``; ``None`` when the file is not NIfTI."""
     for suffix in NIFTI_SUFFIXES:
         if path.name.endswith(suffix):
@@ -25,48 +26,76 @@ def case_id(path: Path) -> str:
     return None
 
 
-def _nifti_files(folder: Path) -> dict[str, Path]:
-    files = {}
-    for path in sorted(folder.iterdir()):
+@dataclass
+class Pairing:
+    """Labels matched to images by case id, and what did not match."""
+
+    cases: list[dict] = field(default_factory=list)
+    labels_without_image: list[Path] = field(default_factory=list)
+    images_without_label: list[Path] = field(default_factory=list)
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (ignored file, file kept)
+
+
+def _nifti_by_case(folder: Path, strip_channel: bool, duplicates: list) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    # "<case>_0000.nii.gz" first, so it is the file kept when "<case>.nii.gz" also exists
+    for path in sorted(folder.iterdir(), key=lambda p: (CHANNEL_SUFFIX + "." not in p.name, p.name)):
         cid = case_id(path)
-        if cid is not None and not path.name.startswith("."):
+        if cid is None or path.name.startswith("."):
+            continue
+        if strip_channel and cid.endswith(CHANNEL_SUFFIX):
+            cid = cid[: -len(CHANNEL_SUFFIX)]
+        if cid in files:
+            duplicates.append((path, files[cid]))
+        else:
             files[cid] = path
     return files
 
 
-def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
-    """Pair every label with its image, scanning the labels folder as nnU-Net does.
+def pair_cases(images_dir: Path, labels_dir: Path) -> Pairing:
+    """Pair every label with its image, scanning the labels folder as nnU-Net does:
+    ``labelsTr/<case>.nii.gz`` with ``imagesTr/<case>_0000.nii.gz`` (or ``imagesTr/<case>.nii.gz``)."""
+    pairing = Pairing()
+    images = _nifti_by_case(Path(images_dir), True, pairing.duplicates)
+    labels = _nifti_by_case(Path(labels_dir), False, pairing.duplicates)
+    for cid, label in labels.items():
+        if cid in images:
+            pairing.cases.append({"case": cid, "image": str(images[cid]), "label": str(label)})
+        else:
+            pairing.labels_without_image.append(label)
+    pairing.images_without_label = [path for cid, path in images.items() if cid not in labels]
+    return pairing
 
-    ``labelsTr/<case>.nii.gz`` pairs with ``imagesTr/<case>_0000.nii.gz`` (or, for data not
-    written by nnU-Net tools, ``imagesTr/<case>.nii.gz``). Images without a label are skipped
-    with a warning; a label without an image is an error.
-    """
+
+def expected_image(images_dir, label: Path) -> Path:
+    return Path(images_dir) / f"{case_id(label)}{CHANNEL_SUFFIX}.nii.gz"
+
+
+def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
+    """The paired cases; a missing folder, a label without image or a duplicate case id is a ``DatasetError``.
+    Images without a label are skipped with a warning."""
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for folder, what in ((images_dir, "training_images"), (labels_dir, "training_labels")):
         if not folder.is_dir():
             raise DatasetError(f"{folder}: folder not found; set --{what} (or --dataset_dir) to an existing folder")
-    images = _nifti_files(images_dir)
-    labels = _nifti_files(labels_dir)
-    if not labels:
-        raise DatasetError(f"{labels_dir}: no .nii.gz labels found; put <case>.nii.gz masks there")
-
-    cases, missing = [], []
-    for cid, label in labels.items():
-        image = images.get(cid + CHANNEL_SUFFIX, images.get(cid))
-        if image is None:
-            missing.append(label)
-        else:
-            cases.append({"case": cid, "image": str(image), "label": str(label)})
-    if missing:
+    pairing = pair_cases(images_dir, labels_dir)
+    if pairing.duplicates:
+        extra, kept = pairing.duplicates[0]
+        raise DatasetError(f"{extra}: duplicate case id (also {kept.name}); keep one of the two files")
+    if pairing.labels_without_image:
+        label = pairing.labels_without_image[0]
         raise DatasetError(
-            f"{missing[0]}: label without image ({len(missing)} in all); add "
-            f"{images_dir / (case_id(missing[0]) + CHANNEL_SUFFIX + '.nii.gz')} or remove the label"
+            f"{label}: label without image ({len(pairing.labels_without_image)} in all); "
+            f"add {expected_image(images_dir, label)} or remove the label"
         )
-    paired = {Path(c["image"]).name for c in cases}
-    unlabelled = [p.name for p in images.values() if p.name not in paired]
-    if unlabelled:
-        logger.warning("%d image(s) in %s have no label and are skipped, e.g. %s", len(unlabelled), images_dir, unlabelled[0])
-    return cases
+    if not pairing.cases:
+        raise DatasetError(f"{labels_dir}: no labelled .nii.gz cases found; put <case>.nii.gz masks there")
+    if pairing.images_without_label:
+        logger.warning(
+            "%d image(s) in %s have no label and are skipped, e.g. %s",
+            len(pairing.images_without_label), images_dir, pairing.images_without_label[0].name,
+        )
+    return pairing.cases
 
 
 def split_cases(cases: list[dict], val_set_size: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -75,8 +104,6 @@ def split_cases(cases: list[dict], val_set_size: float, seed: int) -> tuple[list
         raise DatasetError(f"val_set_size={val_set_size}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
     if len(cases) < 2:
         raise DatasetError(f"{len(cases)} case(s) found: a train/validation split needs at least 2 labelled volumes")
-    n_val = max(1, round(val_set_size * len(cases)))
-    if n_val >= len(cases):
-        n_val = len(cases) - 1
+    n_val = min(max(1, round(val_set_size * len(cases))), len(cases) - 1)
     train, val = train_test_split(cases, test_size=n_val, random_state=seed, shuffle=True)
     return train, val

@@ -31,6 +31,9 @@ class DurableDiskSaver(DiskSaver):
     def __init__(self, dirname: str | Path, save_on_rank: int = 0, **kwargs) -> None:
         super().__init__(dirname, atomic=True, create_dir=True, require_empty=False, save_on_rank=save_on_rank, **kwargs)
         self._retired: list[str] = []
+        if idist.get_rank() == save_on_rank:  # leftovers of a process killed mid-write
+            for stale in self.dirname.glob(".tmp-*.part"):
+                stale.unlink(missing_ok=True)
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
         super().__call__(checkpoint, filename, metadata)
@@ -51,6 +54,9 @@ class DurableDiskSaver(DiskSaver):
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, path)
+        except OSError as error:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise OSError(error.errno, f"cannot write checkpoint {path}: {error.strerror or error}") from error
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise

@@ -70,8 +70,11 @@ class Resume:
     def load_into(self, state) -> dict | None:
         if self.resume_from:
             candidates = [Path(self.resume_from)]
-        elif self.resume and self.ckpt_dir.is_dir():
+        elif self.resume:
             candidates = [p for p in _candidates(self.ckpt_dir) if p.is_file()]
+            if not candidates:  # killed before its first checkpoint
+                logger.warning("--resume true, but %s holds no checkpoint yet: starting at epoch 1", self.ckpt_dir)
+                return None
         else:
             return None
         errors = []

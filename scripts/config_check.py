@@ -1,0 +1,66 @@
+"""Refuse a bad configuration with one clear line before any work starts."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from scripts.flags import as_bool
+from scripts.losses import LOSSES
+
+UNET_DIMENSIONS = ("2D",)
+
+
+def _positive_int(settings: dict, key: str) -> str | None:
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"{key}={value!r}: must be a whole number >= 1, e.g. --{key} 2"
+    return None
+
+
+def problems_in(settings: dict) -> list[str]:
+    """Every problem with the resolved settings, one line each."""
+    found = []
+    if settings.get("loss_function") not in LOSSES:
+        found.append(f"loss_function={settings.get('loss_function')!r}: use one of {', '.join(LOSSES)}")
+    if settings.get("unet_dimensions") not in UNET_DIMENSIONS:
+        found.append(f"unet_dimensions={settings.get('unet_dimensions')!r}: this version implements {', '.join(UNET_DIMENSIONS)}")
+    size = settings.get("val_set_size")
+    if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
+        found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
+    for key in ("epochs", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches", "ckpt_period", "ckpt_keep"):
+        if key in settings and (problem := _positive_int(settings, key)):
+            found.append(problem)
+    spatial = settings.get("spatial_size")
+    if not isinstance(spatial, int) or spatial < 16 or spatial % 16:
+        found.append(f"spatial_size={spatial!r}: the U-Net halves it 4 times; use a multiple of 16, e.g. --spatial_size 128")
+    lr, max_lr = settings.get("lr"), settings.get("max_lr")
+    if not all(isinstance(v, (int, float)) and v > 0 for v in (lr, max_lr)) or max_lr < lr:
+        found.append(f"lr={lr!r}, max_lr={max_lr!r}: need 0 < lr <= max_lr, e.g. --lr 1e-4 --max_lr 1e-3")
+    for key in ("augmentations", "amp", "bn_calibration", "resume"):
+        if key in settings:
+            try:
+                as_bool(settings[key], key)
+            except ValueError as error:
+                found.append(str(error))
+    return found
+
+
+def writable_problem(folder: str) -> str | None:
+    """``None`` if files can be created in ``folder`` (made if missing), else a line saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"output_dir={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --output_dir with a writable folder"
+    return None
+
+
+def check_settings(settings: dict, output_dir: str) -> None:
+    """End the process with status 1 and one line per problem (no traceback) if the settings are unusable."""
+    found = problems_in(settings)
+    if problem := writable_problem(output_dir):
+        found.append(problem)
+    if found:
+        raise SystemExit("configuration error: " + "\n  ".join(found))

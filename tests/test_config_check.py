@@ -1,0 +1,58 @@
+"""A bad configuration is refused with one line per problem, status 1, no traceback, before training starts."""
+
+from scripts.config_check import problems_in
+from tests.conftest import FAST, TRAIN_CONFIG, cli_args, run_bundle
+
+GOOD = {
+    "loss_function": "dice", "unet_dimensions": "2D", "val_set_size": 0.2, "epochs": 2, "batch_size": 1,
+    "slices_per_volume": 4, "spatial_size": 32, "lr": 1e-4, "max_lr": 1e-3, "augmentations": "false",
+}
+
+
+def test_good_settings_pass():
+    assert problems_in(GOOD) == []
+
+
+def test_each_bad_setting_is_named():
+    bad = {
+        "loss_function": "focal", "unet_dimensions": "4D", "val_set_size": 1.0, "epochs": 0, "batch_size": -2,
+        "spatial_size": 100, "lr": 1e-2, "max_lr": 1e-3, "augmentations": "maybe",
+    }
+    found = problems_in({**GOOD, **bad})
+    for key in bad:
+        assert any(line.startswith(f"{key}=") or f" {key}=" in line for line in found), key
+
+
+def refused(tmp_path, dataset_dir, **overrides):
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(dataset_dir)]
+    result = run_bundle([*args, *cli_args({**FAST, **overrides})])
+    log = result.stdout + result.stderr
+    assert result.returncode == 1, log[-2000:]
+    assert "Traceback" not in log
+    assert not (tmp_path / "models" / "model.pt").exists()
+    assert "Engine run" not in log  # no training started
+    return log
+
+
+def test_bad_values_on_the_command_line(tmp_path, dataset):
+    log = refused(tmp_path, dataset, loss_function="focal", val_set_size=1.5, epochs=0)
+    assert "loss_function='focal'" in log and "val_set_size=1.5" in log and "epochs=0" in log
+
+
+def test_missing_dataset_folder(tmp_path):
+    log = refused(tmp_path, tmp_path / "nowhere")
+    assert f"{tmp_path / 'nowhere' / 'imagesTr'}: folder not found" in log
+
+
+def test_empty_dataset_folder(tmp_path):
+    (tmp_path / "empty" / "imagesTr").mkdir(parents=True)
+    (tmp_path / "empty" / "labelsTr").mkdir()
+    log = refused(tmp_path, tmp_path / "empty")
+    assert "0 labelled case(s)" in log
+
+
+def test_unwritable_output_dir(tmp_path, dataset):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    log = refused(tmp_path, dataset, output_dir=blocker / "runs")
+    assert f"output_dir={blocker / 'runs'}: cannot write there" in log

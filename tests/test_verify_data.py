@@ -1,0 +1,138 @@
+"""One test per kind of bad input: the exit status and a line naming the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from scripts.verify_data import check_dataset, main
+from tests.conftest import BUNDLE, write_dataset
+
+
+def rewrite(path, fn=None, affine=None, header_zooms=None):
+    img = nib.load(path)
+    data = np.asarray(img.dataobj)
+    new = nib.Nifti1Image(fn(data) if fn else data, img.affine if affine is None else affine)
+    if header_zooms is not None:
+        new.header.set_zooms(header_zooms)
+    nib.save(new, path)
+
+
+def zero_spacing(path):
+    """An sform whose second voxel axis has length 0 (nibabel refuses to write one, so patch the bytes)."""
+    import gzip
+
+    raw = bytearray(nib.load(path).to_bytes())
+    for row in (280, 296, 312):  # srow_x, srow_y, srow_z; column 1 of each
+        raw[row + 4 : row + 8] = np.float32(0.0).tobytes()
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def image(root, i):
+    return root / "imagesTr" / f"case_{i:02d}_0000.nii.gz"
+
+
+def label(root, i):
+    return root / "labelsTr" / f"case_{i:02d}.nii.gz"
+
+
+ERRORS = {
+    "label_without_image": (lambda r: image(r, 1).unlink(), label, "label without image"),
+    "unreadable": (lambda r: truncate(image(r, 1)), image, "unreadable NIfTI"),
+    "not_3d": (lambda r: rewrite(image(r, 1), lambda a: np.stack([a, a], -1)), image, "is not 3D"),
+    "shape_mismatch": (lambda r: rewrite(label(r, 1), lambda a: a[:-2]), label, "differs from its image"),
+    "affine_mismatch": (
+        lambda r: rewrite(label(r, 1), affine=nib.load(label(r, 1)).affine + np.diag([0, 0, 0.5, 0])), label, "affine differs"
+    ),
+    "label_values": (lambda r: rewrite(label(r, 1), lambda a: a * 255), label, "label values {0, 255} are not {0, 1}"),
+    "nan_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.nan, a)), image, "NaN or Inf"),
+    "constant_image": (lambda r: rewrite(image(r, 1), lambda a: np.full_like(a, 7.0)), image, "constant image"),
+    "zero_spacing": (lambda r: zero_spacing(image(r, 1)), image, "zero or negative"),
+    "duplicate_case": (
+        lambda r: (r / "imagesTr" / "case_01.nii.gz").write_bytes(image(r, 1).read_bytes()),
+        lambda r, i: r / "imagesTr" / "case_01.nii.gz",
+        "duplicate case id",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ERRORS))
+def test_error_is_reported_with_the_file_and_exit_status_1(tmp_path, capsys, kind):
+    root = write_dataset(tmp_path / "data")
+    damage, culprit, text = ERRORS[kind]
+    damage(root)
+    status = main(["--dataset_dir", str(root)])
+    out = capsys.readouterr().out
+    assert status == 1
+    line = next(l for l in out.splitlines() if text in l)
+    assert line.startswith(f"ERROR {culprit(root, 1)}: ")
+    assert "Traceback" not in out
+
+
+def test_too_few_cases_for_a_split(tmp_path, capsys):
+    root = write_dataset(tmp_path / "data", volumes=[((20, 20, 6), (1, 1, 1), (0, 1, 2), 1.0)])
+    assert main(["--dataset_dir", str(root)]) == 1
+    assert f"ERROR {root / 'labelsTr'}: 1 labelled case(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "damage, text",
+    [
+        (lambda r: label(r, 2).rename(r / "unused.nii.gz"), "image without label"),
+        (lambda r: rewrite(label(r, 2), lambda a: np.zeros_like(a)), "empty label"),
+    ],
+)
+def test_warnings_do_not_fail(tmp_path, capsys, damage, text):
+    root = write_dataset(tmp_path / "data")
+    damage(root)
+    assert main(["--dataset_dir", str(root)]) == 0
+    assert any(l.startswith("WARNING ") and text in l for l in capsys.readouterr().out.splitlines())
+
+
+def test_all_problems_reported_in_one_go(tmp_path, capsys):
+    root = write_dataset(tmp_path / "data")
+    truncate(image(root, 0))
+    rewrite(label(root, 3), lambda a: a * 255)
+    assert main(["--dataset_dir", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert str(image(root, 0)) in out and str(label(root, 3)) in out and "2 error(s)" in out
+
+
+def test_binarize_labels_and_label_threshold_accept_0_255_masks(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    rewrite(label(root, 1), lambda a: a * 255)
+    for options in ({"binarize_labels": "true"}, {"label_threshold": "128"}):
+        _, problems = check_dataset(root / "imagesTr", root / "labelsTr", **options)
+        assert not [p for p in problems if p.severity == "error"]
+
+
+def test_checking_many_volumes_holds_one_at_a_time(tmp_path):
+    volumes = [((64, 64, 64), (1.0, 1.0, 1.0), (0, 1, 2), 100.0)] * 24  # 1 MiB of float32 each
+    root = write_dataset(tmp_path / "data", volumes=volumes)
+    tracemalloc.start()
+    cases, problems = check_dataset(root / "imagesTr", root / "labelsTr")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(cases) == 24 and not problems
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB for 24 MiB of volumes"
+
+
+def test_command_line_entry_point(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    truncate(label(root, 4))
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.verify_data", "--dataset_dir", str(root)], cwd=BUNDLE, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert f"ERROR {label(root, 4)}: unreadable NIfTI" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
