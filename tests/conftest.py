@@ -94,3 +94,51 @@ def checkpoint_dir(output_dir: Path, tb_prefix: str = "SMALabeller") -> Path:
     runs = [p for p in (Path(output_dir) / tb_prefix).iterdir() if (p / "checkpoints").is_dir()]
     assert len(runs) == 1, runs
     return runs[0] / "checkpoints"
+
+
+# --- inference, evaluation and export --------------------------------------------------------------------------
+INFERENCE_CONFIG = str(BUNDLE / "configs" / "inference.json")
+EVALUATE_CONFIG = str(BUNDLE / "configs" / "evaluate.json")
+
+# one BLAS/OpenMP thread: on a 2-core machine with other work running, 2 threads per process make convolutions
+# up to 100x slower (threads spin waiting for a busy core)
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+# the short training of `trained_bundle`, and the settings inference and evaluation must share with it
+TRAINED = {"spatial_size": 32, "slice_batch": 16, "num_workers": 0}
+SHORT_TRAINING = {
+    **TRAINED, "epochs": 20, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
+    "lr": 0.003, "max_lr": 0.03, "amp": "false", "device": "cpu",
+}
+
+
+def run_module(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """``python -m <args>`` in a real subprocess from the bundle root, with one thread per process."""
+    full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **ONE_THREAD_ENV, **(env or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """In-process runs use one torch thread (see ``ONE_THREAD_ENV``); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory):
+    """Train once per session on the `VOLUMES` blobs (about 25 s on 2 cores); ``root/models/model.pt`` is the result."""
+    root = tmp_path_factory.mktemp("trained")
+    data = write_dataset(root / "data")
+    result = run_bundle(
+        ["--config_file", TRAIN_CONFIG, "--bundle_root", str(root), "--dataset_dir", str(data), *cli_args(SHORT_TRAINING)],
+        env=ONE_THREAD_ENV,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = root / "models" / "model.pt"
+    assert model.is_file()
+    return {"root": root, "data": data, "model": model}
