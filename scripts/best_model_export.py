@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
@@ -33,8 +34,9 @@ def save_durably(obj, path: Path) -> None:
 
 
 class ExportBestModel:
-    """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network and save its bare
-    state dict (model-zoo convention) to ``model_path``. Without a best checkpoint the last weights are kept."""
+    """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network (on every rank) and
+    save its bare state dict (model-zoo convention) to ``model_path`` (rank 0). Without a best checkpoint the
+    last weights are kept."""
 
     def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str) -> None:
         self.network = network
@@ -57,4 +59,5 @@ class ExportBestModel:
             return
         else:
             logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
-        save_durably(unwrap(self.network).state_dict(), self.model_path)
+        if idist.get_rank() == 0:
+            save_durably(unwrap(self.network).state_dict(), self.model_path)

@@ -64,3 +64,12 @@ def check_settings(settings: dict, output_dir: str) -> None:
         found.append(problem)
     if found:
         raise SystemExit("configuration error: " + "\n  ".join(found))
+
+
+def check_validation_split(validation_cases: list, world_size: int) -> None:
+    """Under DDP every rank must validate at least one volume (metrics are gathered from all ranks)."""
+    if len(validation_cases) < world_size:
+        raise SystemExit(
+            f"configuration error: {len(validation_cases)} validation volume(s) for {world_size} processes; "
+            f"raise --val_set_size or use --nproc_per_node {max(1, len(validation_cases))}"
+        )

@@ -6,6 +6,7 @@ import datetime
 import logging
 from pathlib import Path
 
+import ignite.distributed as idist
 import torch
 
 from scripts.flags import as_bool
@@ -27,7 +28,12 @@ def _run_folders(output_dir: str, tb_prefix: str) -> list[Path]:
 
 
 def run_stamp(output_dir: str, tb_prefix: str, resume=False, resume_from: str = "") -> str:
-    """The timestamp naming this run's folders: the resumed run's own, or now."""
+    """The timestamp naming this run's folders: the resumed run's own, or now; rank 0's under DDP."""
+    stamp = _local_run_stamp(output_dir, tb_prefix, resume, resume_from)
+    return idist.broadcast(stamp, src=0) if idist.get_world_size() > 1 else stamp
+
+
+def _local_run_stamp(output_dir: str, tb_prefix: str, resume, resume_from: str) -> str:
     if resume_from:
         checkpoint = Path(resume_from)
         if checkpoint.parent.name == "checkpoints":

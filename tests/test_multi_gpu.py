@@ -1,0 +1,62 @@
+"""torchrun with 2 processes (gloo on CPU): only rank 0 writes, both ranks stop early at the same epoch and
+end with identical weights."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from tests.conftest import BUNDLE, FAST, LOGGING, METADATA, VOLUMES, cli_args, write_dataset
+
+MULTI = "['configs/train.json','configs/multi_gpu_train.json'"
+
+
+def torchrun(tmp_path, data, extra_configs=(), **overrides):
+    configs = MULTI + "".join(f",'{c}'" for c in extra_configs) + "]"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "monai.bundle", "run", "--config_file", configs, "--meta_file", METADATA, "--logging_file", LOGGING,
+        "--bundle_root", str(tmp_path), "--dataset_dir", str(data), *cli_args({**FAST, **overrides}),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_two_processes_on_cpu(tmp_path):
+    data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])  # 6 volumes: 4 train, 2 validation
+    dump = tmp_path / "dump_weights.json"
+    dump.write_text(json.dumps({"run": [
+        "$@train#trainer.run()",
+        "$torch.save(@network.module.state_dict(), os.path.join(@bundle_root, f'rank{torch.distributed.get_rank()}.pt'))",
+    ]}))
+    # no validation can beat min_delta=100, so with patience 1 early stopping fires after epoch 2 of 3
+    result = torchrun(
+        tmp_path, data, extra_configs=[str(dump)], val_set_size=0.34, epochs=3, early_stop_patience=1, early_stop_min_delta=100
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+
+    runs = tmp_path / "runs" / "SMALabeller"
+    assert len([p for p in runs.iterdir() if (p / "checkpoints").is_dir()]) == 1
+    assert len(list(runs.glob("*-trn_cls-exp"))) == 1 and len(list(runs.glob("*-val_cls-exp"))) == 1
+    assert len(list(runs.glob("*-trn_cls-exp/events.out.tfevents.*"))) == 1
+    assert len(list(runs.glob("*-val_cls-exp/events.out.tfevents.*"))) == 1
+    assert not (BUNDLE / "runs").exists() or not any((BUNDLE / "runs").rglob("events.out.tfevents.*"))
+    checkpoint = next(runs.glob("*/checkpoints/last.pth"))
+    last = torch.load(checkpoint, weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 2  # 4 volumes / 2 ranks / batch 2 = 1 step an epoch
+    assert log.count("Epoch[1] Metrics -- val_loss") == 1  # rank 0 alone logs
+    assert log.count("Early stopping at epoch 2") == 1
+
+
+def test_too_few_validation_volumes_for_the_ranks(tmp_path):
+    result = torchrun(tmp_path, write_dataset(tmp_path / "data"), val_set_size=0.2)
+    assert result.returncode != 0
+    assert "1 validation volume(s) for 2 processes" in result.stdout + result.stderr
