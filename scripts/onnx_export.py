@@ -1,0 +1,111 @@
+"""Export the trained 2D network to ONNX with a dynamic batch axis and check it against PyTorch in onnxruntime.
+
+    python -m scripts.onnx_export --ckpt_file models/model.pt --filepath models/model.onnx
+
+Needs the optional requirements (``pip install -r requirements-onnx.txt``). Input ``image`` is
+``[batch, 1, spatial_size, spatial_size]`` (z-scored slices, as in ``configs/inference.json``), output ``pred`` the
+logits of the same shape. torch 2.9+ defaults to the ``torch.export``-based exporter, which needs ``onnxscript``;
+this uses the TorchScript-based exporter (``dynamo=False``), which works offline with torch alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+
+from scripts.weights import load_weights
+
+logger = logging.getLogger(__name__)
+
+
+class ExportError(RuntimeError):
+    """The exported model does not reproduce the PyTorch network."""
+
+
+def build_network(config_file: str, ckpt_file: str) -> tuple[torch.nn.Module, int]:
+    """``network_def`` of ``config_file`` with the weights of ``ckpt_file``, in eval mode on the CPU, and the
+    config's ``spatial_size``."""
+    parser = ConfigParser()
+    parser.read_config(config_file)
+    network = load_weights(parser.get_parsed_content("network_def"), ckpt_file).cpu().eval()
+    return network, int(parser.get_parsed_content("spatial_size"))
+
+
+def _legacy_exporter() -> dict:
+    """``dynamo=False`` where ``torch.onnx.export`` has that switch (torch 2.5+); older torch has only that exporter."""
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
+def export_onnx(network: torch.nn.Module, filepath: str, spatial_size: int, opset: int = 17, meta: dict | None = None) -> None:
+    """Write ``network`` to ``filepath`` with input ``image`` and output ``pred``, batch axis dynamic."""
+    import onnx
+
+    example = torch.randn(2, 1, spatial_size, spatial_size)
+    Path(filepath).parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        torch.onnx.export(
+            network, (example,), filepath, input_names=["image"], output_names=["pred"],
+            dynamic_axes={"image": {0: "batch"}, "pred": {0: "batch"}}, opset_version=opset, **_legacy_exporter(),
+        )
+    model = onnx.load(filepath)
+    onnx.checker.check_model(model)
+    for key, value in (meta or {}).items():
+        model.metadata_props.add(key=key, value=str(value))
+    onnx.save(model, filepath)
+
+
+def max_abs_diff(network: torch.nn.Module, filepath: str, spatial_size: int, batch_sizes=(1, 3), seed: int = 0) -> float:
+    """Largest absolute difference between onnxruntime and PyTorch outputs on random inputs of several batch sizes."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(filepath, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for batch in batch_sizes:
+        x = torch.randn(batch, 1, spatial_size, spatial_size, generator=generator)
+        with torch.no_grad():
+            expected = network(x).numpy()
+        (got,) = session.run(["pred"], {"image": x.numpy()})
+        if got.shape != expected.shape:
+            raise ExportError(f"{filepath}: output shape {got.shape} for batch {batch}, PyTorch gives {expected.shape}")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.onnx_export", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
+    parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
+    parser.add_argument("--config_file", default="configs/inference.json", help="config with network_def and spatial_size")
+    parser.add_argument("--meta_file", default="configs/metadata.json", help="its version is stored in the ONNX model")
+    parser.add_argument("--spatial_size", type=int, default=None, help="slice size; default: the config's (use the training value)")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted |onnxruntime - PyTorch|")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+
+    network, spatial_size = build_network(args.config_file, args.ckpt_file)
+    spatial_size = args.spatial_size or spatial_size
+    meta = {}
+    if Path(args.meta_file).is_file():
+        meta = {"bundle_version": json.loads(Path(args.meta_file).read_text()).get("version", "")}
+    export_onnx(network, args.filepath, spatial_size, args.opset, {**meta, "spatial_size": spatial_size})
+    diff = max_abs_diff(network, args.filepath, spatial_size)
+    if diff > args.atol:
+        raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}")
+    logger.info("Exported %s (dynamic batch, %dx%d slices); max |onnxruntime - PyTorch| = %.3g", args.filepath, spatial_size, spatial_size, diff)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""TorchScript and ONNX export match PyTorch; model-zoo checks (metadata, network shape, README, large files)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import shlex
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from scripts.onnx_export import build_network, export_onnx, max_abs_diff
+from tests.conftest import BUNDLE, INFERENCE_CONFIG, METADATA, TRAINED, run_module
+
+SCHEMA = BUNDLE.parent / "shared" / "model-zoo" / "meta_schema_20240725.json"
+
+
+def trained_network(model_path):
+    network, _ = build_network(INFERENCE_CONFIG, str(model_path))
+    return network
+
+
+# --- export -----------------------------------------------------------------------------------------------------
+def test_ckpt_export_gives_torchscript_that_matches_pytorch(trained_bundle, tmp_path, one_torch_thread):
+    ts = tmp_path / "model.ts"
+    result = run_module(
+        ["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts),
+         "--ckpt_file", str(trained_bundle["model"]), "--meta_file", METADATA, "--config_file", INFERENCE_CONFIG]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    extra = {"metadata.json": "", "inference.json": ""}
+    scripted = torch.jit.load(str(ts), _extra_files=extra)
+    assert json.loads(extra["metadata.json"])["version"] == json.loads(open(METADATA).read())["version"]
+    assert json.loads(extra["inference.json"])["network_def"]["_target_"] == "UNet"
+    network = trained_network(trained_bundle["model"])
+    x = torch.randn(3, 1, TRAINED["spatial_size"], TRAINED["spatial_size"], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = network(x), scripted(x)
+    diff = float((expected - got).abs().max())
+    print(f"TorchScript max |diff| = {diff:.3g}")
+    assert got.shape == expected.shape and diff < 1e-5
+    assert float(expected.abs().max()) > 1.0  # trained weights, not an all-zero network
+
+
+def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(trained_bundle, tmp_path, one_torch_thread):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    result = run_module(
+        ["scripts.onnx_export", "--ckpt_file", str(trained_bundle["model"]), "--filepath", str(path),
+         "--spatial_size", str(TRAINED["spatial_size"])]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = re.search(r"max \|onnxruntime - PyTorch\| = (\S+)", result.stdout + result.stderr)
+    assert logged and float(logged.group(1)) <= 1e-4
+
+    model = onnx.load(str(path))
+    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert model.graph.input[0].name == "image" and batch_dim.dim_param == "batch"
+    assert {p.key: p.value for p in model.metadata_props}["bundle_version"] == json.loads(open(METADATA).read())["version"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    network = trained_network(trained_bundle["model"])
+    size = TRAINED["spatial_size"]
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = network(x).numpy()
+        (got,) = session.run(["pred"], {"image": x.numpy()})
+        diff = float(np.abs(got - expected).max())
+        print(f"ONNX batch {batch}: max |diff| = {diff:.3g}")
+        assert got.shape == expected.shape and diff <= 1e-4
+
+    # the check catches a model that does not match: same architecture, slightly different weights
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(0.01)
+    assert max_abs_diff(network, str(path), size) > 1e-3
+
+
+def test_onnx_export_of_an_untrained_network_runs_in_process(tmp_path, one_torch_thread):
+    pytest.importorskip("onnxruntime")
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    network = parser.get_parsed_content("network_def").eval()
+    export_onnx(network, str(tmp_path / "m.onnx"), 16, meta={"bundle_version": "x"})
+    assert max_abs_diff(network, str(tmp_path / "m.onnx"), 16, batch_sizes=(2,)) < 1e-4
+
+
+# --- model zoo --------------------------------------------------------------------------------------------------
+def test_model_zoo_commands_pass(tmp_path):
+    schema = tmp_path / SCHEMA.name
+    shutil.copy(SCHEMA, schema)  # verify_metadata downloads the schema unless it is already at --filepath
+    metadata = run_module(["monai.bundle", "verify_metadata", "--meta_file", METADATA, "--filepath", str(schema)])
+    assert metadata.returncode == 0 and "metadata is verified with no error" in metadata.stdout + metadata.stderr, (
+        metadata.stderr[-3000:]
+    )
+    net = run_module(
+        ["monai.bundle", "verify_net_in_out", "--net_id", "network_def", "--meta_file", METADATA,
+         "--config_file", INFERENCE_CONFIG]
+    )
+    assert net.returncode == 0 and "data shape of network is verified with no error" in net.stdout + net.stderr, (
+        net.stderr[-3000:]
+    )
+
+
+def test_metadata_version_changelog_and_network_format():
+    meta = json.loads(open(METADATA).read())
+    versions = [tuple(int(p) for p in v.split(".")) for v in meta["changelog"]]
+    assert meta["version"] in meta["changelog"] and tuple(int(p) for p in meta["version"].split(".")) == max(versions)
+    assert meta["version"] == "0.2.0" and "inference" in meta["changelog"]["0.2.0"]
+    image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
+    assert image["spatial_shape"] == pred["spatial_shape"] == ["16*n", "16*n"]
+    # "16*n" is what the network really takes: any multiple of 16 in, the same size out; 24 does not go through
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    network = parser.get_parsed_content("network_def").eval()
+    with torch.no_grad():
+        for size in (16, 48, 128):
+            out = network(torch.zeros(1, image["num_channels"], size, size))
+            assert out.shape == (1, pred["num_channels"], size, size) and out.dtype == getattr(torch, pred["dtype"])
+        with pytest.raises(RuntimeError):
+            network(torch.zeros(1, 1, 24, 24))
+
+
+def test_large_files_license_and_no_big_files():
+    yaml = pytest.importorskip("yaml")
+    entries = yaml.safe_load((BUNDLE / "large_files.yml").read_text())["large_files"]
+    model = next(e for e in entries if e["path"] == "models/model.pt")
+    assert model["url"].startswith("https://") and model["url"].endswith("/model.pt")
+    assert model["hash_type"] == "sha256" and model["hash_val"]
+    assert "synthetic" in (BUNDLE / "docs" / "data_license.txt").read_text()
+    try:
+        tracked = subprocess.run(["git", "ls-files", "-z"], cwd=BUNDLE, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    sizes = {name: (BUNDLE / name).stat().st_size for name in tracked.decode().split("\0") if name and (BUNDLE / name).is_file()}
+    assert sizes and max(sizes.values()) <= 25 * 1024 * 1024, max(sizes.items(), key=lambda kv: kv[1])
+
+
+def _readme_commands(section_text: str) -> list[list[str]]:
+    blocks = re.findall(r"```\n(.*?)```", section_text, flags=re.S)
+    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.startswith("python -m ")]
+
+
+def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options():
+    readme = (BUNDLE / "docs" / "README.md").read_text()
+    headings = re.findall(r"^## (.+)$", readme, flags=re.M)
+    outline = ["Model Overview", "Data", "Training configuration", "Input and output", "Performance",
+               "MONAI Bundle Commands", "References", "License"]
+    assert [h for h in headings if h in outline] == outline
+    commands = readme.split("## MONAI Bundle Commands")[1].split("\n## ")[0]
+    for title in ("### Evaluation", "### Inference", "### Export"):
+        assert title in commands
+
+    from monai.bundle import scripts as bundle_scripts
+
+    from scripts import onnx_export
+
+    checked = set()
+    for argv in _readme_commands(commands):
+        module, rest = argv[2], argv[3:]
+        options = [a[2:] for a in rest if a.startswith("--")]
+        if module == "scripts.onnx_export":
+            known = set(re.findall(r'add_argument\("--(\w+)"', inspect.getsource(onnx_export.main)))
+            assert set(options) <= known, argv
+        else:
+            command = rest[0]
+            known = set(inspect.signature(getattr(bundle_scripts, command)).parameters)
+            if command == "run":  # the other options are config keys
+                files = rest[rest.index("--config_file") + 1]
+                files = json.loads(files.replace("'", '"')) if files.startswith("[") else [files]
+                config = ConfigParser()
+                config.read_config([str(BUNDLE / f) for f in files])
+                known |= set(config.get())
+            for f in (rest[i + 1] for i, a in enumerate(rest) if a in ("--config_file", "--meta_file") and "[" not in rest[i + 1]):
+                assert (BUNDLE / f).is_file(), (argv, f)
+            assert set(options) <= known, (argv, set(options) - known)
+        checked.add(argv[2] if module == "scripts.onnx_export" else rest[0])
+    assert {"run", "ckpt_export", "verify_net_in_out", "verify_metadata", "scripts.onnx_export"} <= checked
