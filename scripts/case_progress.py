@@ -54,4 +54,6 @@ class CaseProgress:
     def completed(self, engine: Engine) -> None:
         n = len(self.seconds)
         elapsed = time.perf_counter() - self.start
-        logger.info("%s %d case(s) in %.1f s (%.2f s per case)", self.what.capitalize(), n, elapsed, elapsed / max(n, 1))
+        logger.info(
+            "%s %d case(s) in %.1f s (%.2f s per case)", self.what.capitalize(), n, elapsed, elapsed / max(n, 1)
+        )

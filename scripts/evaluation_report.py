@@ -82,4 +82,6 @@ class EvaluationReport:
                 )
             else:
                 logger.info("%s: no case has a finite value", column)
-        logger.info("Per-case metrics: %s; summary: %s", self.output_dir / "metrics.csv", self.output_dir / "summary.json")
+        logger.info(
+            "Per-case metrics: %s; summary: %s", self.output_dir / "metrics.csv", self.output_dir / "summary.json"
+        )

@@ -45,7 +45,9 @@ def _legacy_exporter() -> dict:
     return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
-def export_onnx(network: torch.nn.Module, filepath: str, spatial_size: int, opset: int = 17, meta: dict | None = None) -> None:
+def export_onnx(
+    network: torch.nn.Module, filepath: str, spatial_size: int, opset: int = 17, meta: dict | None = None
+) -> None:
     """Write ``network`` to ``filepath`` with input ``image`` and output ``pred``, batch axis dynamic."""
     import onnx
 
@@ -64,7 +66,9 @@ def export_onnx(network: torch.nn.Module, filepath: str, spatial_size: int, opse
     onnx.save(model, filepath)
 
 
-def max_abs_diff(network: torch.nn.Module, filepath: str, spatial_size: int, batch_sizes=(1, 3), seed: int = 0) -> float:
+def max_abs_diff(
+    network: torch.nn.Module, filepath: str, spatial_size: int, batch_sizes=(1, 3), seed: int = 0
+) -> float:
     """Largest absolute difference between onnxruntime and PyTorch outputs on random inputs of several batch sizes."""
     import onnxruntime as ort
 
@@ -86,9 +90,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
     parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
-    parser.add_argument("--config_file", default="configs/inference.json", help="config with network_def and spatial_size")
+    parser.add_argument(
+        "--config_file", default="configs/inference.json", help="config with network_def and spatial_size"
+    )
     parser.add_argument("--meta_file", default="configs/metadata.json", help="its version is stored in the ONNX model")
-    parser.add_argument("--spatial_size", type=int, default=None, help="slice size; default: the config's (use the training value)")
+    parser.add_argument(
+        "--spatial_size", type=int, default=None, help="slice size; default: the config's (use the training value)"
+    )
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted |onnxruntime - PyTorch|")
     args = parser.parse_args(argv)
@@ -103,7 +111,10 @@ def main(argv=None) -> int:
     diff = max_abs_diff(network, args.filepath, spatial_size)
     if diff > args.atol:
         raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}")
-    logger.info("Exported %s (dynamic batch, %dx%d slices); max |onnxruntime - PyTorch| = %.3g", args.filepath, spatial_size, spatial_size, diff)
+    logger.info(
+        "Exported %s (dynamic batch, %dx%d slices); max |onnxruntime - PyTorch| = %.3g",
+        args.filepath, spatial_size, spatial_size, diff,
+    )
     return 0
 
 

@@ -47,8 +47,9 @@ def case_metrics(pred, label, affine) -> dict[str, float]:
         dice = float(compute_dice(p, y, include_background=True)[0, 0])
         with warnings.catch_warnings():  # MONAI 1.6 passes its own deprecated argument internally
             warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
-            hd95 = float(compute_hausdorff_distance(p, y, include_background=True, percentile=95, spacing=spacing)[0, 0])
-            asd = float(compute_average_surface_distance(p, y, include_background=True, symmetric=True, spacing=spacing)[0, 0])
+            hd95 = compute_hausdorff_distance(p, y, include_background=True, percentile=95, spacing=spacing)
+            asd = compute_average_surface_distance(p, y, include_background=True, symmetric=True, spacing=spacing)
+        hd95, asd = float(hd95[0, 0]), float(asd[0, 0])
     return {
         "dice": dice,
         "hd95_mm": hd95,

@@ -31,13 +31,17 @@ def load_weights(network: torch.nn.Module, ckpt_path: str) -> torch.nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated file or a pickle with code in it
-        raise CheckpointError(f"{path}: not a readable weights file ({type(e).__name__}); pass --ckpt_path <model.pt>") from e
+        raise CheckpointError(
+            f"{path}: not a readable weights file ({type(e).__name__}); pass --ckpt_path <model.pt>"
+        ) from e
     if isinstance(state, dict) and "model_state" in state:
         state = state["model_state"]
     try:
         unwrap(network).load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise CheckpointError(f"{path}: weights do not fit network_def ({first}); use the configs it was trained with") from e
+        raise CheckpointError(
+            f"{path}: weights do not fit network_def ({first}); use the configs it was trained with"
+        ) from e
     logger.info("Loaded weights from %s", path)
     return network.eval()

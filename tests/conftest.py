@@ -115,7 +115,8 @@ SHORT_TRAINING = {
 def run_module(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess.CompletedProcess:
     """``python -m <args>`` in a real subprocess from the bundle root, with one thread per process."""
     full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **ONE_THREAD_ENV, **(env or {})}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    cmd = [sys.executable, "-m", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 @pytest.fixture
@@ -135,7 +136,8 @@ def trained_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     data = write_dataset(root / "data")
     result = run_bundle(
-        ["--config_file", TRAIN_CONFIG, "--bundle_root", str(root), "--dataset_dir", str(data), *cli_args(SHORT_TRAINING)],
+        ["--config_file", TRAIN_CONFIG, "--bundle_root", str(root), "--dataset_dir", str(data),
+         *cli_args(SHORT_TRAINING)],
         env=ONE_THREAD_ENV,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -73,7 +73,8 @@ def test_summary_skips_undefined_values_and_counts_the_rest():
     summary = summarise(rows, columns=("dice", "hd95_mm"))
     assert summary["dice"] == pytest.approx({"mean": 0.5, "std": np.std([1, 0, 0.5]), "median": 0.5, "n": 3})
     assert summary["hd95_mm"] == pytest.approx({"mean": 3.0, "std": 1.0, "median": 3.0, "n": 2})
-    assert summarise([{"dice": math.nan}], columns=("dice",))["dice"] == {"mean": None, "std": None, "median": None, "n": 0}
+    undefined = summarise([{"dice": math.nan}], columns=("dice",))["dice"]
+    assert undefined == {"mean": None, "std": None, "median": None, "n": 0}
 
 
 def test_eval_split_is_trainings_validation_split_or_everything():
@@ -139,11 +140,12 @@ def test_evaluation_writes_the_known_values_for_hand_made_cases(tmp_path, one_to
     assert columns == COLUMNS
     voxel_ml = 2.5 / 1000
     plane = 14 * 14
+    one, two = plane * voxel_ml, 2 * plane * voxel_ml
     assert rows["planes"] == pytest.approx(
-        {"dice": 2 / 3, "hd95_mm": 7.5, "asd_mm": 2.5, "pred_volume_ml": 2 * plane * voxel_ml, "true_volume_ml": plane * voxel_ml}
+        {"dice": 2 / 3, "hd95_mm": 7.5, "asd_mm": 2.5, "pred_volume_ml": two, "true_volume_ml": one}
     )
     assert rows["exact"] == pytest.approx(
-        {"dice": 1.0, "hd95_mm": 0.0, "asd_mm": 0.0, "pred_volume_ml": 2 * plane * voxel_ml, "true_volume_ml": 2 * plane * voxel_ml}
+        {"dice": 1.0, "hd95_mm": 0.0, "asd_mm": 0.0, "pred_volume_ml": two, "true_volume_ml": two}
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"] == 2
