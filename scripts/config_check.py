@@ -8,7 +8,8 @@ from pathlib import Path
 from scripts.flags import as_bool
 from scripts.losses import LOSSES
 
-UNET_DIMENSIONS = ("2D",)
+UNET_DIMENSIONS = ("2D", "2.5D", "3D")
+MODE_FILES = {"2D": "configs/train.json", "2.5D": "configs/train_2.5d.json", "3D": "configs/train_3d.json"}
 
 
 def _positive_int(settings: dict, key: str) -> str | None:
@@ -23,8 +24,17 @@ def problems_in(settings: dict) -> list[str]:
     found = []
     if settings.get("loss_function") not in LOSSES:
         found.append(f"loss_function={settings.get('loss_function')!r}: use one of {', '.join(LOSSES)}")
-    if settings.get("unet_dimensions") not in UNET_DIMENSIONS:
-        found.append(f"unet_dimensions={settings.get('unet_dimensions')!r}: this version implements {', '.join(UNET_DIMENSIONS)}")
+    mode = settings.get("unet_dimensions")
+    if mode not in UNET_DIMENSIONS:
+        found.append(f"unet_dimensions={mode!r}: use one of {', '.join(UNET_DIMENSIONS)}")
+    elif mode != settings.get("layered_mode", mode):
+        files = "'configs/train.json'" + ("" if mode == "2D" else f",'{MODE_FILES[mode]}'")
+        found.append(f"unet_dimensions={mode!r}: run with --config_file \"[{files}]\" (the {mode} parts live there)")
+    context = settings.get("context_slices", 0)
+    if mode == "2.5D" and (not isinstance(context, int) or context < 1):
+        found.append(f"context_slices={context!r}: 2.5D needs at least 1 neighbour on each side, e.g. --context_slices 2")
+    if mode in ("2D", "3D") and context != 0:
+        found.append(f"context_slices={context!r}: only used in 2.5D; leave it at 0 for {mode}")
     size = settings.get("val_set_size")
     if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
         found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
@@ -34,6 +44,11 @@ def problems_in(settings: dict) -> list[str]:
     spatial = settings.get("spatial_size")
     if not isinstance(spatial, int) or spatial < 16 or spatial % 16:
         found.append(f"spatial_size={spatial!r}: the U-Net halves it 4 times; use a multiple of 16, e.g. --spatial_size 128")
+    patch = settings.get("patch_size")
+    if patch is not None and (
+        not isinstance(patch, (list, tuple)) or len(patch) != 3 or any(not isinstance(p, int) or p < 16 or p % 16 for p in patch)
+    ):
+        found.append(f"patch_size={patch!r}: three multiples of 16, e.g. --patch_size [96,96,32]")
     lr, max_lr = settings.get("lr"), settings.get("max_lr")
     if not all(isinstance(v, (int, float)) and v > 0 for v in (lr, max_lr)) or max_lr < lr:
         found.append(f"lr={lr!r}, max_lr={max_lr!r}: need 0 < lr <= max_lr, e.g. --lr 1e-4 --max_lr 1e-3")

@@ -91,7 +91,10 @@ class Resume:
                 logger.error("%s; trying the next checkpoint", error)
                 errors.append(str(error))
                 continue
-            state.load_state_dict(checkpoint)
+            try:
+                state.load_state_dict(checkpoint)
+            except (ValueError, RuntimeError, KeyError) as error:  # a checkpoint of another run or network
+                raise SystemExit(f"cannot resume from {path}: {error}") from error
             logger.info("Resumed from %s: epoch %d, iteration %d", path, checkpoint["epoch"], checkpoint["global_step"])
             return checkpoint
         raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))

@@ -53,6 +53,12 @@ class TrainingState:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")
+        if planned is not None and saved is not None and planned != saved:
+            raise ValueError(
+                f"the checkpoint's learning-rate schedule has {saved} steps (epochs={state['config'].get('epochs')}), "
+                f"this run's has {planned}: resume with the same --epochs and --batch_size"
+            )
         unwrap(self.network).load_state_dict(state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.lr_scheduler.load_state_dict(state["scheduler_state"])

@@ -65,3 +65,13 @@ def test_resume_with_nothing_usable_names_the_file(tmp_path):
     result = run_bundle([*args, *cli_args(SETTINGS), "--resume_from", str(broken)])
     assert result.returncode != 0
     assert f"{broken}: unreadable checkpoint" in result.stdout + result.stderr
+
+
+def test_resume_with_other_epochs_is_refused_clearly(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data, stop_after=1)
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args({**SETTINGS, "epochs": 6}), "--resume", "true"])
+    assert result.returncode == 1
+    log = result.stdout + result.stderr
+    assert "cannot resume from" in log and "resume with the same --epochs" in log and "Traceback" not in log

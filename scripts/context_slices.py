@@ -1,0 +1,59 @@
+"""2.5D: each slice goes to the 2D network with its ``context_slices`` neighbours on each side as channels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from monai.engines import PrepareBatch, default_prepare_batch
+from monai.inferers import Inferer
+
+
+def slab_to_channels(slabs: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W, 2k+1]`` slabs -> ``[N, C*(2k+1), H, W]``: channel ``c*(2k+1) + j`` is slice ``j`` of
+    channel ``c``, i.e. neighbours from the lowest to the highest slice index, the centre slice in the middle."""
+    n, c, h, w, depth = slabs.shape
+    return slabs.permute(0, 1, 4, 2, 3).reshape(n, c * depth, h, w)
+
+
+def context_stack(volume: torch.Tensor, context_slices: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """For slices ``start..stop-1`` of ``[B, C, H, W, D]`` volumes, the network inputs ``[B*(stop-start),
+    C*(2k+1), H, W]`` (volume-major); slices beyond the first and last are replicated (edge padding)."""
+    depth = volume.shape[-1]
+    stop = depth if stop is None else stop
+    k = int(context_slices)
+    centres = torch.arange(start, stop, device=volume.device)
+    index = (centres[:, None] + torch.arange(-k, k + 1, device=volume.device)[None]).clamp(0, depth - 1)
+    slabs = volume[..., index]  # [B, C, H, W, n, 2k+1]
+    b, c, h, w, n, width = slabs.shape
+    return slab_to_channels(slabs.permute(0, 4, 1, 2, 3, 5).reshape(b * n, c, h, w, width))
+
+
+class ContextSlicePrepareBatch(PrepareBatch):
+    """``prepare_batch`` for 2.5D training: a batch of slabs ``[N, C, H, W, 2k+1]`` (sampled around a centre slice,
+    edges replicate-padded by the config's ``BorderPadd``) becomes inputs ``[N, C*(2k+1), H, W]`` and the centre
+    slice of the label ``[N, 1, H, W]``."""
+
+    def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
+        image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
+        centre = label.shape[-1] // 2
+        return slab_to_channels(image), label[..., centre]
+
+
+class ContextSliceInferer(Inferer):
+    """Run a 2.5D network over whole ``[B, C, H, W, D]`` volumes, ``slice_batch`` slices per forward pass, each with
+    its neighbours stacked by :func:`context_stack`; returns ``[B, out, H, W, D]``. Memory is bounded by
+    ``slice_batch``, not by the depth of the scan."""
+
+    def __init__(self, context_slices: int, slice_batch: int = 32) -> None:
+        super().__init__()
+        self.context_slices, self.slice_batch = int(context_slices), int(slice_batch)
+
+    def __call__(self, inputs: torch.Tensor, network: Callable, *args, **kwargs) -> torch.Tensor:
+        batch, depth = inputs.shape[0], inputs.shape[-1]
+        outputs = []
+        for start in range(0, depth, self.slice_batch):
+            stop = min(depth, start + self.slice_batch)
+            pred = network(context_stack(inputs, self.context_slices, start, stop), *args, **kwargs)
+            outputs.append(pred.reshape(batch, stop - start, *pred.shape[1:]).permute(0, 2, 3, 4, 1))
+        return torch.cat(outputs, dim=-1)

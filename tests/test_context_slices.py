@@ -1,0 +1,42 @@
+import torch
+
+from scripts.context_slices import ContextSliceInferer, ContextSlicePrepareBatch, context_stack, slab_to_channels
+
+
+def numbered_volume(depth=4):
+    """[1, 1, 2, 2, D] whose slice d is filled with the value d."""
+    return torch.arange(depth, dtype=torch.float32).view(1, 1, 1, 1, depth).expand(1, 1, 2, 2, depth).clone()
+
+
+def test_stacking_by_hand_including_first_and_last_slice():
+    stack = context_stack(numbered_volume(4), context_slices=1)
+    assert stack.shape == (4, 3, 2, 2)
+    by_hand = [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3]]  # edges replicated
+    assert [s[:, 0, 0].tolist() for s in stack] == by_hand
+    two = context_stack(numbered_volume(4), context_slices=2)
+    assert two[0, :, 0, 0].tolist() == [0, 0, 0, 1, 2] and two[3, :, 0, 0].tolist() == [1, 2, 3, 3, 3]
+
+
+def test_partial_range_and_batches_are_volume_major():
+    volumes = torch.cat([numbered_volume(5), numbered_volume(5) + 10])
+    stack = context_stack(volumes, 1, start=3, stop=5)
+    assert [s[:, 0, 0].tolist() for s in stack] == [[2, 3, 4], [3, 4, 4], [12, 13, 14], [13, 14, 14]]
+
+
+def test_prepare_batch_uses_the_centre_label_slice():
+    slabs = numbered_volume(5)
+    label = slabs.clone() * 100
+    image, target = ContextSlicePrepareBatch()({"image": slabs, "label": label}, torch.device("cpu"))
+    assert torch.equal(image, slab_to_channels(slabs)) and image.shape == (1, 5, 2, 2)
+    assert target.shape == (1, 1, 2, 2) and float(target.max()) == 200.0
+
+
+def test_inferer_matches_per_slice_application_in_any_chunking():
+    torch.manual_seed(0)
+    network = torch.nn.Conv2d(3, 1, 3, padding=1)
+    volume = torch.randn(2, 1, 8, 8, 7)
+    expected = torch.stack([network(context_stack(volume, 1, d, d + 1)).reshape(2, 1, 8, 8) for d in range(7)], -1)
+    for chunk in (1, 3, 7, 50):
+        with torch.no_grad():
+            got = ContextSliceInferer(1, slice_batch=chunk)(volume, network)
+        assert torch.allclose(got, expected.detach(), atol=1e-6), chunk
