@@ -33,9 +33,10 @@ class EarlyStoppingOnValidation:
         self._decider = Engine(lambda engine, batch: None)
         self.stopper = EarlyStopping(
             patience=int(patience),
-            score_function=lambda _: -float(self.evaluator.state.metrics[self.metric]),
+            score_function=lambda _: float(self.evaluator.state.metrics[self.metric]),
             trainer=self._decider,
-            min_delta=float(min_delta),
+            threshold=float(min_delta),
+            mode="min",
         )
         self.best_epoch = 0
 
@@ -56,7 +57,7 @@ class EarlyStoppingOnValidation:
         if stop:
             logger.info(
                 "Early stopping at epoch %d: %s has not improved by more than %g for %d validations (best at epoch %d)",
-                epoch, self.metric, self.stopper.min_delta, self.stopper.patience, self.best_epoch,
+                epoch, self.metric, self.stopper.threshold, self.stopper.patience, self.best_epoch,
             )
             engine.terminate()
 

@@ -3,7 +3,7 @@
     python -m scripts.onnx_export --ckpt_file models/model.pt --filepath models/model.onnx
 
 Needs the optional requirements (``pip install -r requirements-onnx.txt``). Input ``image`` is
-``[batch, 1, spatial_size, spatial_size]`` (z-scored slices, as in ``configs/inference.json``), output ``pred`` the
+``[batch, channels, spatial_size, spatial_size]`` (z-scored slices; 3D: ``[batch, 1, *patch_size]``), output ``pred`` the
 logits of the same shape. torch 2.9+ defaults to the ``torch.export``-based exporter, which needs ``onnxscript``;
 this uses the TorchScript-based exporter (``dynamo=False``), which works offline with torch alone.
 """
@@ -11,6 +11,7 @@ this uses the TorchScript-based exporter (``dynamo=False``), which works offline
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import json
 import logging
@@ -31,13 +32,23 @@ class ExportError(RuntimeError):
     """The exported model does not reproduce the PyTorch network."""
 
 
-def build_network(config_file: str, ckpt_file: str) -> tuple[torch.nn.Module, int]:
-    """``network_def`` of ``config_file`` with the weights of ``ckpt_file``, in eval mode on the CPU, and the
-    config's ``spatial_size``."""
+def config_files(value: str) -> str | list[str]:
+    """One path, or a layered list written as on the bundle command line: ``"['a.json','b.json']"``."""
+    return ast.literal_eval(value) if value.strip().startswith("[") else value
+
+
+def build_network(config_file, ckpt_file: str, spatial_size: int | None = None) -> tuple[torch.nn.Module, tuple]:
+    """``network_def`` of ``config_file`` (one file or a layered list) with the weights of ``ckpt_file``, in eval
+    mode on the CPU, and the shape of one input without the batch axis: ``(channels, S, S)`` for the 2D and 2.5D
+    networks (``S`` the config's ``spatial_size``), ``(1, *patch_size)`` for the 3D one."""
     parser = ConfigParser()
     parser.read_config(config_file)
     network = load_weights(parser.get_parsed_content("network_def"), ckpt_file).cpu().eval()
-    return network, int(parser.get_parsed_content("spatial_size"))
+    channels = int(parser.get_parsed_content("network_def#in_channels"))
+    if int(parser.get_parsed_content("network_def#spatial_dims")) == 3:
+        return network, (channels, *parser.get_parsed_content("patch_size"))
+    size = spatial_size or int(parser.get_parsed_content("spatial_size"))
+    return network, (channels, size, size)
 
 
 def _legacy_exporter() -> dict:
@@ -46,12 +57,12 @@ def _legacy_exporter() -> dict:
 
 
 def export_onnx(
-    network: torch.nn.Module, filepath: str, spatial_size: int, opset: int = 17, meta: dict | None = None
+    network: torch.nn.Module, filepath: str, input_shape: tuple, opset: int = 17, meta: dict | None = None
 ) -> None:
     """Write ``network`` to ``filepath`` with input ``image`` and output ``pred``, batch axis dynamic."""
     import onnx
 
-    example = torch.randn(2, 1, spatial_size, spatial_size)
+    example = torch.randn(2, *input_shape)
     Path(filepath).parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
@@ -67,7 +78,7 @@ def export_onnx(
 
 
 def max_abs_diff(
-    network: torch.nn.Module, filepath: str, spatial_size: int, batch_sizes=(1, 3), seed: int = 0
+    network: torch.nn.Module, filepath: str, input_shape: tuple, batch_sizes=(1, 3), seed: int = 0
 ) -> float:
     """Largest absolute difference between onnxruntime and PyTorch outputs on random inputs of several batch sizes."""
     import onnxruntime as ort
@@ -76,7 +87,7 @@ def max_abs_diff(
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch in batch_sizes:
-        x = torch.randn(batch, 1, spatial_size, spatial_size, generator=generator)
+        x = torch.randn(batch, *input_shape, generator=generator)
         with torch.no_grad():
             expected = network(x).numpy()
         (got,) = session.run(["pred"], {"image": x.numpy()})
@@ -91,7 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
     parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
     parser.add_argument(
-        "--config_file", default="configs/inference.json", help="config with network_def and spatial_size"
+        "--config_file", default="configs/inference.json",
+        help="config with network_def and spatial_size, or a layered list such as \"['configs/inference.json','configs/inference_3d.json']\"",
     )
     parser.add_argument("--meta_file", default="configs/metadata.json", help="its version is stored in the ONNX model")
     parser.add_argument(
@@ -102,18 +114,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
 
-    network, spatial_size = build_network(args.config_file, args.ckpt_file)
-    spatial_size = args.spatial_size or spatial_size
+    network, input_shape = build_network(config_files(args.config_file), args.ckpt_file, args.spatial_size)
     meta = {}
     if Path(args.meta_file).is_file():
         meta = {"bundle_version": json.loads(Path(args.meta_file).read_text()).get("version", "")}
-    export_onnx(network, args.filepath, spatial_size, args.opset, {**meta, "spatial_size": spatial_size})
-    diff = max_abs_diff(network, args.filepath, spatial_size)
+    export_onnx(network, args.filepath, input_shape, args.opset, {**meta, "input_shape": list(input_shape)})
+    diff = max_abs_diff(network, args.filepath, input_shape)
     if diff > args.atol:
         raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}")
     logger.info(
-        "Exported %s (dynamic batch, %dx%d slices); max |onnxruntime - PyTorch| = %.3g",
-        args.filepath, spatial_size, spatial_size, diff,
+        "Exported %s (input [batch, %s], batch dynamic); max |onnxruntime - PyTorch| = %.3g",
+        args.filepath, ", ".join(map(str, input_shape)), diff,
     )
     return 0
 

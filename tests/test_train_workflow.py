@@ -89,7 +89,6 @@ def test_cli_overrides_reach_the_run(tmp_path):
     out = tmp_path / "out"
     overrides = {
         **FAST,
-        "dataset_dir": tmp_path / "not_used",
         "training_images": data / "imagesTr",
         "training_labels": data / "labelsTr",
         "output_dir": out,
@@ -103,8 +102,7 @@ def test_cli_overrides_reach_the_run(tmp_path):
         "max_lr": 2e-3,
         "val_set_size": 0.4,
         "seed": 7,
-        "amp": "false",
-        "device": "cpu",
+        "device": "cpu",  # a string, with amp left on: amp must then simply not apply
     }
     result = run_bundle(["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), *cli_args(overrides)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -118,7 +116,7 @@ def test_cli_overrides_reach_the_run(tmp_path):
     assert state["global_step"] == 3
     assert state["scheduler_state"]["total_steps"] == 3
     assert state["optimizer_state"]["param_groups"][0]["initial_lr"] == pytest.approx(2e-4)
-    assert not (tmp_path / "not_used").exists()
+    assert not (tmp_path / "demo_data").exists()  # folders given one by one: no demo data written
     assert (tmp_path / "models" / "model.pt").is_file()
 
 
