@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +14,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import (
-    BUNDLE, FAST, INFERENCE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, affine_for, blob_volume, checkpoint_dir, write_dataset,
+    BUNDLE, EVALUATE_CONFIG, FAST, INFERENCE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, affine_for, blob_volume, checkpoint_dir, write_dataset,
 )
 
 MODES = {
@@ -73,6 +74,18 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
     mask = nib.load(tmp_path / "out" / "scan.nii.gz")
     assert mask.shape == image.shape and np.allclose(mask.affine, affine)
     assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1} and mask.get_data_dtype() == np.uint8
+
+    # evaluation layered on the mode's training config scores the validation case
+    evaluation = ConfigWorkflow(
+        config_file=[*configs(TRAIN_CONFIG, MODES[mode]["train"]), EVALUATE_CONFIG], meta_file=METADATA,
+        logging_file=LOGGING, workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(data),
+        **{**FAST, **MODES[mode]["settings"]},
+    )
+    evaluation.initialize()
+    evaluation.run()
+    evaluation.finalize()
+    summary = json.loads(next((tmp_path / "runs").rglob("summary.json")).read_text())
+    assert summary["cases"] == 1 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 1.0, summary
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
