@@ -1,0 +1,76 @@
+"""Dice and seconds per epoch of the 2D, 2.5D and 3D modes trained on the same data with the same settings.
+
+    python -m benchmarks.compare_modes [--epochs 20] [--dataset_dir DIR] [--json out.json] [--smoke]
+
+Each mode is a real ``monai.bundle run`` in a subprocess (default: the demo data, written on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+BUNDLE = Path(__file__).resolve().parents[1]
+MODES = {"2D": [], "2.5D": ["configs/train_2.5d.json"], "3D": ["configs/train_3d.json"]}
+EPOCH_TIME = re.compile(r"SupervisedTrainer - INFO - Epoch\[\d+\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
+
+
+def run_mode(mode: str, root: Path, dataset_dir: str | None, overrides: dict) -> dict:
+    configs = "[" + ",".join(f"'{BUNDLE / c}'" for c in ["configs/train.json", *MODES[mode]]) + "]"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root)]
+    if dataset_dir:
+        cmd += ["--dataset_dir", dataset_dir]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", str(value)]
+    result = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(BUNDLE)})
+    if result.returncode:
+        raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
+    seconds = [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in EPOCH_TIME.findall(result.stdout + result.stderr)]
+    events = EventAccumulator(str(next((root / "runs" / "SMALabeller").glob("*-val_cls-*"))))
+    events.Reload()
+    dice = [e.value for e in events.Scalars("val_mean_dice")]
+    return {
+        "mode": mode,
+        "final_dice": dice[-1],
+        "best_dice": max(dice),
+        "epochs": len(dice),
+        "median_epoch_seconds": statistics.median(seconds),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--dataset_dir", default=None, help="default: the demo data")
+    parser.add_argument("--modes", default="2D,2.5D,3D")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 epoch: checks the benchmark runs")
+    args = parser.parse_args(argv)
+    overrides = {"epochs": args.epochs, "num_workers": 0}
+    if args.smoke:
+        overrides = {"epochs": 1, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4, "patch_size": "[32,32,16]"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in args.modes.split(","):
+            extra = {} if mode == "3D" else {k: v for k, v in overrides.items() if k != "patch_size"}
+            rows.append(run_mode(mode, Path(tmp) / mode.replace(".", "_"), args.dataset_dir, {**overrides, **extra}))
+    print("| mode | final val Dice | best val Dice | epochs | median s/epoch |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['mode']} | {row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": overrides, "results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
