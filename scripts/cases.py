@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,24 @@ def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
     return pairing.cases
 
 
-def split_cases(cases: list[dict], val_set_size: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Seeded split by volume (never by slice) into (training, validation) case lists."""
+def split_cases(
+    cases: list[dict], val_set_size: float, seed: int, num_folds: int = 0, fold: int = 0
+) -> tuple[list[dict], list[dict]]:
+    """Seeded split by volume (never by slice) into (training, validation) case lists.
+
+    ``num_folds`` 0 (or 1): one ``train_test_split`` holding out ``val_set_size`` of the volumes. ``num_folds`` k >= 2:
+    fold ``fold`` (0 .. k-1) of a seeded, shuffled ``KFold`` by volume: the k validation sets are disjoint and
+    together cover every case."""
+    if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 0:
+        raise DatasetError(f"num_folds={num_folds!r}: a whole number, 0 for one train/validation split or >= 2, e.g. --num_folds 5")
+    if num_folds >= 2:
+        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < num_folds:
+            raise DatasetError(f"fold={fold!r}: must be 0 .. {num_folds - 1} with --num_folds {num_folds}, e.g. --fold 0")
+        if len(cases) < num_folds:
+            raise DatasetError(f"{len(cases)} case(s) found: {num_folds}-fold cross-validation needs at least {num_folds} labelled volumes")
+        splits = list(KFold(n_splits=num_folds, shuffle=True, random_state=seed).split(cases))
+        train_idx, val_idx = splits[fold]
+        return [cases[i] for i in train_idx], [cases[i] for i in val_idx]
     if not 0.0 < val_set_size < 1.0:
         raise DatasetError(f"val_set_size={val_set_size}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
     if len(cases) < 2:

@@ -53,3 +53,29 @@ def test_split_rejects_bad_val_set_size(dataset, size):
     cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
     with pytest.raises(DatasetError, match="val_set_size"):
         split_cases(cases, size, seed=0)
+
+
+def test_k_fold_split_is_disjoint_covering_and_seeded():
+    cases = [{"case": f"c{i:02d}"} for i in range(11)]
+    folds = [split_cases(cases, 0.2, seed=7, num_folds=5, fold=k) for k in range(5)]
+    validation = [[c["case"] for c in val] for _, val in folds]
+    flat = [c for val in validation for c in val]
+    assert sorted(flat) == [c["case"] for c in cases] and len(flat) == len(set(flat))  # covering, folds disjoint
+    for train, val in folds:
+        assert {c["case"] for c in train}.isdisjoint(c["case"] for c in val)
+        assert len(train) + len(val) == len(cases) and 2 <= len(val) <= 3
+    assert [split_cases(cases, 0.2, seed=7, num_folds=5, fold=k) for k in range(5)] == folds  # seeded
+    other = [[c["case"] for c in split_cases(cases, 0.2, seed=8, num_folds=5, fold=k)[1]] for k in range(5)]
+    assert other != validation
+    # num_folds 0 is the usual single split
+    assert split_cases(cases, 0.2, 7, num_folds=0, fold=3) == split_cases(cases, 0.2, 7)
+
+
+def test_bad_fold_settings_name_the_key():
+    cases = [{"case": f"c{i}"} for i in range(3)]
+    with pytest.raises(DatasetError, match="fold=5: must be 0 .. 2"):
+        split_cases(cases, 0.2, 0, num_folds=3, fold=5)
+    with pytest.raises(DatasetError, match="needs at least 4 labelled volumes"):
+        split_cases(cases, 0.2, 0, num_folds=4, fold=0)
+    with pytest.raises(DatasetError, match="num_folds=-1"):
+        split_cases(cases, 0.2, 0, num_folds=-1)
