@@ -1,0 +1,89 @@
+"""Each benchmark runs end to end with ``--smoke`` (tiny sizes) in a real subprocess and writes its JSON.
+
+No timing is asserted here: CI machines are shared and noisy; the numbers come from full runs (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BUNDLE
+
+
+def run_benchmark(name: str, tmp_path, *extra: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    cmd = [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work"), *extra]
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
+    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| " in proc.stdout and str(out) in proc.stdout  # the Markdown table and where the JSON went
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == name
+    assert result["system"]["torch_threads"] >= 1 and result["command"].startswith(f"python -m benchmarks.{name}")
+    assert result["targets"] and all(isinstance(v, bool) for v in result["targets"].values())
+    return result
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_train_throughput_smoke(tmp_path):
+    result = run_benchmark("train_throughput", tmp_path)
+    runs = result["runs"]
+    # one (c) run per cache mode, plus `c:default` when the config's own pipeline is none of them
+    assert set(runs) >= {"a", "b", "c:none", "c:memory", "c:persistent", "c:thread"}
+    for run in runs.values():
+        assert positive(run["slices_per_s_median"]) and positive(run["epoch_slices_per_s_median"])
+        assert all(positive(v) for v in run["slices_per_s"])
+    assert set(result["ratios"]) >= {"b/a", "c/b:none", "c/b:memory", "c/b:persistent", "c/b:thread"}
+    assert all(positive(v) for v in result["ratios"].values())
+    assert result["best_cache"] in {"none", "memory", "persistent", "thread", "default"}
+    assert {"transform", "random", "ms_per_volume"} <= set(result["loader_profile"]["transforms"][0])
+    # the persistent cache was really written (and read back in later epochs of a full run)
+    assert any((tmp_path / "work" / "cache-persistent").iterdir())
+
+
+def test_train_throughput_compile_needs_config_key(tmp_path):
+    config = json.loads((BUNDLE / "configs" / "train.json").read_text())
+    if "compile" in config and "compile" in config["train"]["trainer"]:
+        pytest.skip("configs/train.json has a compile option")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_throughput", "--smoke", "--compile", "--json", str(tmp_path / "x.json")],
+        cwd=BUNDLE, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(BUNDLE)},
+    )
+    assert proc.returncode != 0 and "compile" in proc.stderr and "train.json" in proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_inference_smoke(tmp_path):
+    result = run_benchmark("inference", tmp_path)
+    assert positive(result["bare_forward_s"]["median"]) and positive(result["bundle_s"]["median"])
+    assert positive(result["ratio"])
+    assert set(result["bundle_s"]["phases_median"]) == {"data_wait_s", "forward_s", "post_s"}
+    if (BUNDLE / "configs" / "inference.json").is_file():
+        assert "inference.json" in result["settings"]["bundle_path"]
+        assert list((tmp_path / "work" / "predictions").glob("*.nii.gz"))  # the bundle path wrote its masks
+
+
+def test_memory_smoke(tmp_path):
+    result = run_benchmark("memory", tmp_path)
+    small, large = (str(n) for n in result["settings"]["sizes"])
+    runs = result["runs"]["default"]
+    for n in (small, large):
+        for key in ("peak_rss_mb", "tree_peak_pss_mb", "run_s"):
+            assert positive(runs[n][0][key]), (n, key, runs[n][0])
+    assert set(result["growth"]["default"]) >= {"peak_rss_mb", "tree_peak_pss_mb"}
+
+
+def test_bn_calibration_smoke(tmp_path):
+    result = run_benchmark("bn_calibration", tmp_path)
+    for key in ("epoch_s", "iteration_s", "calibration_s", "calibration_draw_s", "calibration_forward_s"):
+        assert positive(result["medians"][key]), key
+    assert positive(result["share_of_epoch"]) and positive(result["iterations_per_epoch_for_5_percent"])
