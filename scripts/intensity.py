@@ -11,6 +11,7 @@ from monai.transforms import MapTransform
 
 METHODS = ("zscore_nonzero", "zscore_foreground", "percentile")
 PERCENTILES = (0.5, 99.5)
+STD_FLOOR = 0.1  # zscore_foreground: smallest std, as a share of (foreground mean - 0.5th percentile)
 MAX_SAMPLES = 1_000_000  # voxels drawn (evenly spaced) to estimate quantiles and thresholds of big volumes
 
 
@@ -42,7 +43,8 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
 def normalise(img: torch.Tensor, method: str) -> torch.Tensor:
     """``zscore_nonzero``: z-score over the nonzero voxels (the whole volume when noise fills the background);
     ``zscore_foreground``: values clipped to the 0.5-99.5 percentiles, then z-scored with the mean and std of the
-    voxels above the Otsu threshold (the head, whatever fills the background);
+    voxels above the Otsu threshold (the head, whatever fills the background; the std at least ``STD_FLOOR`` of the
+    foreground mean's distance to the 0.5th percentile);
     ``percentile``: the 0.5-99.5 percentile range mapped to 0-1, clipped."""
     data = img.float()
     if method == "zscore_nonzero":
@@ -60,8 +62,12 @@ def normalise(img: torch.Tensor, method: str) -> torch.Tensor:
             threshold = otsu_threshold(clipped)
             values = clipped[clipped > threshold]
             values = values if values.numel() > 1 else clipped.reshape(-1)
-            std = values.std()
-            out = (clipped - values.mean()) / (std if std > 0 else 1.0)
+            mean = values.mean()
+            # a near-uniform foreground (a synthetic blob) has a tiny std that would blow the background up to
+            # -15 and beyond; floor it at STD_FLOOR of the foreground's contrast to the clipped minimum (real T1
+            # heads have 0.18-0.2, so the floor leaves them alone)
+            std = torch.maximum(values.std(), STD_FLOOR * (mean - low))
+            out = (clipped - mean) / (std if std > 0 else 1.0)
     else:
         raise ValueError(f"intensity_normalisation={method!r}: use one of {', '.join(METHODS)}")
     if isinstance(img, MetaTensor):

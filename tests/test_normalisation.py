@@ -23,9 +23,10 @@ def test_0_to_20_and_0_to_10000_scans_normalise_alike(tmp_path):
         outputs.append(out["image"])
     low, high = outputs
     assert torch.allclose(low, high, atol=1e-4)
-    # default zscore_foreground: the voxels above the Otsu threshold (the bright blob) have mean 0 and std 1
+    # default zscore_foreground: the voxels above the Otsu threshold (the bright blob) have mean 0 and std 1, or
+    # less where the blob's own std is below the floor (scripts.intensity.STD_FLOOR), as for this uniform blob
     from scripts.intensity import otsu_threshold
 
     assert parser.get_parsed_content("intensity_normalisation") == "zscore_foreground"
     foreground = high[high > otsu_threshold(high)]
-    assert abs(float(foreground.mean())) < 0.05 and abs(float(foreground.std()) - 1.0) < 0.05
+    assert abs(float(foreground.mean())) < 0.05 and 0.1 < float(foreground.std()) < 1.05
