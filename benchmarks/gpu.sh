@@ -7,8 +7,10 @@
 # Python: a venv in $VENV that sees the system's packages, so a CUDA torch already installed (the lent H100/H200
 # image has one, and no package registry) is used as is; only where no torch is found is torch==2.13.0 installed
 # (that needs PyPI, and a CUDA build of it). The bundle's other requirements come from benchmarks/wheels when it
-# holds wheels (offline), else from PyPI. Knobs (environment): ITERS (iterations per epoch, 20), REPEATS (3),
-# CACHE (cache modes for run c, "none,thread"), RUN_TIMEOUT (seconds per configuration, 100), VENV, DATA,
+# holds wheels (offline), else from PyPI. Knobs (environment): ITERS (iterations per epoch, 16), REPEATS (3),
+# CACHE (cache modes for run c, "none,thread"; the config's own pipeline is added if it is neither),
+# COMPILE_RUNS (runs with --compile, "a,b": compilation does not change loading), RUN_TIMEOUT (seconds per
+# configuration, 120), VENV, DATA,
 # EXTRA_FLAGS (more train_throughput flags), DEVICE (cuda). A dry run on a machine without a GPU:
 #   DEVICE=cpu VENV=.venv ITERS=2 REPEATS=1 CACHE=none EXTRA_FLAGS="--smoke --warmup-rounds 0" bash benchmarks/gpu.sh
 set -euo pipefail
@@ -17,7 +19,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RESULTS="${OUT:-benchmarks/results}/gpu"
 VENV="${VENV:-/tmp/sma-gpu-venv}"
 DATA="${DATA:-/tmp/sma-gpu-data}"
-ITERS="${ITERS:-20}" REPEATS="${REPEATS:-3}" CACHE="${CACHE:-none,thread}" RUN_TIMEOUT="${RUN_TIMEOUT:-100}"
+ITERS="${ITERS:-16}" REPEATS="${REPEATS:-3}" CACHE="${CACHE:-none,thread}" RUN_TIMEOUT="${RUN_TIMEOUT:-120}"
+COMPILE_RUNS="${COMPILE_RUNS:-a,b}"
 DEVICE="${DEVICE:-cuda}" EXTRA_FLAGS="${EXTRA_FLAGS:-}"
 mkdir -p "$RESULTS"
 started=$SECONDS
@@ -55,7 +58,7 @@ for compile in off on; do
         # shellcheck disable=SC2206  # EXTRA_FLAGS is split on purpose
         flags=(--device "$DEVICE" --amp "$amp" --iters-per-epoch "$ITERS" --repeats "$REPEATS" --cache "$CACHE"
                --data-dir "$DATA" --json "$RESULTS/train_throughput-$tag.json" $EXTRA_FLAGS)
-        [ "$compile" = on ] && flags+=(--compile)
+        if [ "$compile" = on ]; then flags+=(--compile --runs "$COMPILE_RUNS"); fi
         echo "=== $tag ($((SECONDS - started)) s so far)"
         rm -f "$RESULTS/train_throughput-$tag.json"
         if ! timeout "$RUN_TIMEOUT" "$PY" -m benchmarks.train_throughput "${flags[@]}" >"$RESULTS/log-$tag.txt" 2>&1; then
