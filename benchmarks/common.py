@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,8 @@ def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: torch sees no CUDA device")
     torch.set_num_threads(max(1, args.threads))
+    # `timeout` (gpu.sh) and CI stop a run with SIGTERM: exit normally so temporary folders are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.json is None:
         args.json = RESULTS / f"{args._name}.json"
     return args

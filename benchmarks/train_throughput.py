@@ -33,6 +33,7 @@ CACHE_MODES = {
     "memory": "CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
     "persistent": "PersistentDataset(cache_dir, track_meta=True), DataLoader(num_workers)",
     "thread": "CacheDataset(cache_rate=1.0), ThreadDataLoader(num_workers=0)",
+    "persistent_thread": "PersistentDataset(cache_dir, track_meta=True), ThreadDataLoader(num_workers=0)",
 }
 
 
@@ -55,19 +56,22 @@ def cache_overrides(mode: str, cache_dir: Path) -> dict:
         return {"cache_rate": 0.0}
     if mode == "memory":
         return {"cache_rate": 1.0}
-    if mode == "persistent":
+    thread_loader = {"train#dataloader": {
+        "_target_": "ThreadDataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size", "shuffle": True, "num_workers": 0,
+    }}
+    if mode in ("persistent", "persistent_thread"):
         # track_meta=True keeps the affine the in-plane fit needs (without it the cached tensors lose their spacing);
         # it needs weights_only=False to read MetaTensors back (with weights_only=True every read fails as "corrupt"
-        # and the item is recomputed and rewritten). The cache holds only what this bundle wrote.
-        return {"train#dataset": {
+        # and the item is recomputed and rewritten). The cache holds only what this bundle wrote. hash_transform puts
+        # the deterministic transforms' settings into the file names, so changing them does not reuse stale items.
+        dataset = {"train#dataset": {
             "_target_": "PersistentDataset", "data": "$@split[0]", "transform": "@train#preprocessing",
             "cache_dir": str(cache_dir), "track_meta": True, "weights_only": False,
+            "hash_transform": "$monai.data.utils.json_hashing",
         }}
+        return {**dataset, **thread_loader} if mode == "persistent_thread" else dataset
     if mode == "thread":
-        return {"cache_rate": 1.0, "train#dataloader": {
-            "_target_": "ThreadDataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size",
-            "shuffle": True, "num_workers": 0,
-        }}
+        return {"cache_rate": 1.0, **thread_loader}
     raise ValueError(f"unknown cache mode {mode!r}: use {', '.join(CACHE_MODES)}")
 
 

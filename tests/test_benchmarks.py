@@ -38,16 +38,16 @@ def test_train_throughput_smoke(tmp_path):
     result = run_benchmark("train_throughput", tmp_path)
     runs = result["runs"]
     # one (c) run per cache mode, plus `c:default` when the config's own pipeline is none of them
-    assert set(runs) >= {"a", "b", "c:none", "c:memory", "c:persistent", "c:thread"}
+    assert set(runs) >= {"a", "b", "c:none", "c:memory", "c:persistent", "c:thread", "c:persistent_thread"}
     for run in runs.values():
         assert positive(run["slices_per_s_median"]) and positive(run["epoch_slices_per_s_median"])
         assert all(positive(v) for v in run["slices_per_s"])
-    assert set(result["ratios"]) >= {"b/a", "c/b:none", "c/b:memory", "c/b:persistent", "c/b:thread"}
+    assert set(result["ratios"]) >= {"b/a", "c/b:none", "c/b:memory", "c/b:persistent", "c/b:thread", "c/b:persistent_thread"}
     assert all(positive(v) for v in result["ratios"].values())
-    assert result["best_cache"] in {"none", "memory", "persistent", "thread", "default"}
+    assert result["best_cache"] in {"none", "memory", "persistent", "thread", "persistent_thread", "default"}
     assert {"transform", "random", "ms_per_volume"} <= set(result["loader_profile"]["transforms"][0])
     # the persistent cache was really written (and read back in later epochs of a full run)
-    assert any((tmp_path / "work" / "cache-persistent").iterdir())
+    assert any((tmp_path / "work" / "cache-persistent").iterdir()) and any((tmp_path / "work" / "cache-persistent_thread").iterdir())
 
 
 def test_train_throughput_compile_needs_config_key(tmp_path):
@@ -55,7 +55,8 @@ def test_train_throughput_compile_needs_config_key(tmp_path):
     if "compile" in config and "compile" in config["train"]["trainer"]:
         pytest.skip("configs/train.json has a compile option")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_throughput", "--smoke", "--compile", "--json", str(tmp_path / "x.json")],
+        [sys.executable, "-m", "benchmarks.train_throughput", "--smoke", "--compile", "--json", str(tmp_path / "x.json"),
+         "--workdir", str(tmp_path / "work")],
         cwd=BUNDLE, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(BUNDLE)},
     )
     assert proc.returncode != 0 and "compile" in proc.stderr and "train.json" in proc.stderr
