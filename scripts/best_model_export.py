@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from scripts.durable_disk_saver import fsync_directory
+from scripts.durable_disk_saver import save_durably
 from scripts.training_state import unwrap
 
 logger = logging.getLogger(__name__)
-
-
-def save_durably(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, rename: readers never see a partial ``model.pt``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            torch.save(obj, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
 
 
 class ExportBestModel:

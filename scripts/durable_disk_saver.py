@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import ignite.distributed as idist
+import torch
 from ignite.handlers import DiskSaver
 
 
@@ -18,6 +19,24 @@ def fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_durably(obj, path: Path, save: Callable = torch.save, **kwargs) -> None:
+    """``save`` to a ``.tmp-*.part`` file beside ``path``, fsync it, rename it to ``path``, fsync the folder:
+    readers never see a partial file under the final name, and a power cut cannot leave an empty one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            save(obj, tmp, **kwargs)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
 
 
 class DurableDiskSaver(DiskSaver):
@@ -47,17 +66,7 @@ class DurableDiskSaver(DiskSaver):
             self._retired.append(filename)
 
     def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.dirname)
         try:
-            with os.fdopen(fd, "wb") as tmp:
-                func(checkpoint, tmp, **self.kwargs)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
+            save_durably(checkpoint, path, func, **self.kwargs)
         except OSError as error:
-            Path(tmp_name).unlink(missing_ok=True)
             raise OSError(error.errno, f"cannot write checkpoint {path}: {error.strerror or error}") from error
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        fsync_directory(self.dirname)
