@@ -8,18 +8,18 @@
 # image has one, and no package registry) is used as is; only where no torch is found is torch==2.13.0 installed
 # (that needs PyPI, and a CUDA build of it). The bundle's other requirements come from benchmarks/wheels when it
 # holds wheels (offline), else from PyPI. Knobs (environment): ITERS (iterations per epoch, 16), REPEATS (3),
-# CACHE (cache modes for run c, "none,thread"; the config's own pipeline is added if it is neither),
+# CACHE (cache modes for run c, "disk,memory_thread"; see benchmarks/train_throughput.py),
 # COMPILE_RUNS (runs with --compile, "a,b": compilation does not change loading), RUN_TIMEOUT (seconds per
 # configuration, 120), VENV, DATA,
 # EXTRA_FLAGS (more train_throughput flags), DEVICE (cuda). A dry run on a machine without a GPU:
-#   DEVICE=cpu VENV=.venv ITERS=2 REPEATS=1 CACHE=none EXTRA_FLAGS="--smoke --warmup-rounds 0" bash benchmarks/gpu.sh
+#   DEVICE=cpu VENV=.venv ITERS=2 REPEATS=1 CACHE=disk EXTRA_FLAGS="--smoke --warmup-rounds 0" bash benchmarks/gpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RESULTS="${OUT:-benchmarks/results}/gpu"
 VENV="${VENV:-/tmp/sma-gpu-venv}"
 DATA="${DATA:-/tmp/sma-gpu-data}"
-ITERS="${ITERS:-16}" REPEATS="${REPEATS:-3}" CACHE="${CACHE:-none,thread}" RUN_TIMEOUT="${RUN_TIMEOUT:-120}"
+ITERS="${ITERS:-16}" REPEATS="${REPEATS:-3}" CACHE="${CACHE:-disk,memory_thread}" RUN_TIMEOUT="${RUN_TIMEOUT:-120}"
 COMPILE_RUNS="${COMPILE_RUNS:-a,b}"
 DEVICE="${DEVICE:-cuda}" EXTRA_FLAGS="${EXTRA_FLAGS:-}"
 mkdir -p "$RESULTS"

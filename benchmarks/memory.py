@@ -5,8 +5,8 @@ config's default settings except ``epochs=1`` and a fixed number of iterations (
 ``validate#evaluator#epoch_length``), so both sizes do the same work and only what scales with the dataset (caching,
 case lists) can differ. Reported: the training process's peak RSS (``getrusage``), its loader workers' largest
 peak RSS, and the peak PSS of the whole process tree (sampled from /proc every 0.1 s; PSS splits pages the
-workers share with the parent). A contrast run at the other end of caching (``cache_rate=1.0`` if the default caches nothing, else ``0.0``)
-shows what caching costs.
+workers share with the parent). A contrast run with ``cache=memory`` (``cache=disk`` if that is the default) shows
+what caching in memory costs.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for every run (VALUE parsed as JSON if it can be), e.g. --set verify_data=false")
     p.add_argument("--contrast", action=__import__("argparse").BooleanOptionalAction, default=True,
-                   help="also run with cache_rate=1.0 (default on)")
+                   help="also run with cache=memory, or cache=disk if memory is the default (default on)")
     p.set_defaults(repeats=1)
     args = common.parse(p, argv)
     small, large = args.sizes
@@ -159,10 +159,9 @@ def main(argv=None) -> dict:
         except json.JSONDecodeError:
             base[key] = value
     configs = {"default": base}
-    if args.contrast:  # the other end of caching from the config's default
-        default_rate = base.get("cache_rate", common.cfg_default("cache_rate"))
-        rate = 0.0 if isinstance(default_rate, (int, float)) and default_rate > 0 else 1.0
-        configs[f"cache_rate={rate}"] = {**base, "cache_rate": rate}
+    if args.contrast:
+        other = "disk" if base.get("cache", common.cfg_default("cache")) == "memory" else "memory"
+        configs[f"cache={other}"] = {**base, "cache": other}
 
     result = {"benchmark": "memory", "system": common.system_info(args.device), "settings": {
         "device": args.device, "threads": args.threads, "sizes": args.sizes, "shape": args.shape, "iterations": args.iterations,

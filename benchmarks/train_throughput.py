@@ -27,52 +27,32 @@ import torch  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
-# cache mode -> (description, overrides of configs/train.json); `cache_dir` is filled in per run
+# (c) runs: the config's `cache` knob (scripts/data_cache.py), and with a ThreadDataLoader in the main process
 CACHE_MODES = {
-    "none": "CacheDataset(cache_rate=0) = no cache, DataLoader(num_workers)",
-    "memory": "CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
-    "persistent": "PersistentDataset(cache_dir, track_meta=True), DataLoader(num_workers)",
-    "thread": "CacheDataset(cache_rate=1.0), ThreadDataLoader(num_workers=0)",
-    "persistent_thread": "PersistentDataset(cache_dir, track_meta=True), ThreadDataLoader(num_workers=0)",
+    "disk": "cache=disk: PersistentDataset(cache_dir), DataLoader(num_workers)",
+    "memory": "cache=memory: CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
+    "none": "cache=none: Dataset, DataLoader(num_workers)",
+    "disk_thread": "cache=disk, ThreadDataLoader(num_workers=0)",
+    "memory_thread": "cache=memory, ThreadDataLoader(num_workers=0)",
 }
 
 
-def config_cache_mode() -> str | None:
-    """Which cache mode configs/train.json uses as it is, if it is one of CACHE_MODES."""
-    raw = json.loads(common.TRAIN_CONFIG.read_text())
-    dataset, loader = raw["train"]["dataset"], raw["train"]["dataloader"]
-    if not isinstance(dataset, dict) or not isinstance(loader, dict) or "cache" in raw:
-        return None
-    rate, target = raw.get("cache_rate"), (dataset.get("_target_"), loader.get("_target_"))
-    if target == ("CacheDataset", "DataLoader") and dataset.get("cache_rate") == "@cache_rate" and rate in (0, 0.0, 1, 1.0):
-        return "none" if float(rate) == 0.0 else "memory"
-    return None
+def config_cache_mode() -> str:
+    """The cache mode configs/train.json uses as it is."""
+    return common.cfg_default("cache")
 
 
 def cache_overrides(mode: str, cache_dir: Path) -> dict:
     if mode == "default":
-        return {}
-    if mode == "none":
-        return {"cache_rate": 0.0}
-    if mode == "memory":
-        return {"cache_rate": 1.0}
-    thread_loader = {"train#dataloader": {
-        "_target_": "ThreadDataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size", "shuffle": True, "num_workers": 0,
-    }}
-    if mode in ("persistent", "persistent_thread"):
-        # track_meta=True keeps the affine the in-plane fit needs (without it the cached tensors lose their spacing);
-        # it needs weights_only=False to read MetaTensors back (with weights_only=True every read fails as "corrupt"
-        # and the item is recomputed and rewritten). The cache holds only what this bundle wrote. hash_transform puts
-        # the deterministic transforms' settings into the file names, so changing them does not reuse stale items.
-        dataset = {"train#dataset": {
-            "_target_": "PersistentDataset", "data": "$@split[0]", "transform": "@train#preprocessing",
-            "cache_dir": str(cache_dir), "track_meta": True, "weights_only": False,
-            "hash_transform": "$monai.data.utils.json_hashing",
-        }}
-        return {**dataset, **thread_loader} if mode == "persistent_thread" else dataset
-    if mode == "thread":
-        return {"cache_rate": 1.0, **thread_loader}
-    raise ValueError(f"unknown cache mode {mode!r}: use {', '.join(CACHE_MODES)}")
+        return {"cache_dir": str(cache_dir)}
+    if mode not in CACHE_MODES:
+        raise ValueError(f"unknown cache mode {mode!r}: use {', '.join(CACHE_MODES)}")
+    overrides = {"cache": mode.removesuffix("_thread"), "cache_dir": str(cache_dir)}
+    if mode.endswith("_thread"):
+        overrides["train#dataloader"] = {
+            "_target_": "ThreadDataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size", "shuffle": True, "num_workers": 0,
+        }
+    return overrides
 
 
 def profile_transforms(workflow, items: int = 6) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from scripts.data_cache import CACHE_MODES
 from scripts.flags import as_bool
 from scripts.losses import LOSSES
 
@@ -35,6 +36,8 @@ def problems_in(settings: dict) -> list[str]:
         found.append(f"context_slices={context!r}: 2.5D needs at least 1 neighbour on each side, e.g. --context_slices 2")
     if mode in ("2D", "3D") and context != 0:
         found.append(f"context_slices={context!r}: only used in 2.5D; leave it at 0 for {mode}")
+    if "cache" in settings and settings["cache"] not in CACHE_MODES:
+        found.append(f"cache={settings['cache']!r}: use one of {', '.join(CACHE_MODES)}, e.g. --cache disk")
     size = settings.get("val_set_size")
     if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
         found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")

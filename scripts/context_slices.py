@@ -32,12 +32,16 @@ def context_stack(volume: torch.Tensor, context_slices: int, start: int = 0, sto
 class ContextSlicePrepareBatch(PrepareBatch):
     """``prepare_batch`` for 2.5D training: a batch of slabs ``[N, C, H, W, 2k+1]`` (sampled around a centre slice,
     edges replicate-padded by the config's ``BorderPadd``) becomes inputs ``[N, C*(2k+1), H, W]`` and the centre
-    slice of the label ``[N, 1, H, W]``."""
+    slice of the label ``[N, 1, H, W]``; then ``augmentation`` moves all channels of a slab alike, if given."""
+
+    def __init__(self, augmentation: Callable | None = None) -> None:
+        self.augmentation = augmentation
 
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
         centre = label.shape[-1] // 2
-        return slab_to_channels(image), label[..., centre]
+        image, label = slab_to_channels(image), label[..., centre]
+        return self.augmentation(image, label) if self.augmentation is not None else (image, label)
 
 
 class ContextSliceInferer(Inferer):

@@ -22,6 +22,21 @@ def _sample(values: torch.Tensor) -> torch.Tensor:
     return flat
 
 
+def quantiles(values: torch.Tensor, qs: tuple[float, ...]) -> list[float]:
+    """``torch.quantile`` (linear interpolation) of a 1D tensor for each ``q`` in ``qs``, by selection instead of a
+    full sort: two ``kthvalue`` calls per quantile take a fifth of the time of sorting a million values."""
+    n = values.numel()
+    out = []
+    for q in qs:
+        position = q * (n - 1)
+        lower = int(position)
+        upper = min(lower + 1, n - 1)
+        low = float(values.kthvalue(lower + 1).values)
+        high = float(values.kthvalue(upper + 1).values) if upper != lower else low
+        out.append(low + (high - low) * (position - lower))
+    return out
+
+
 def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     """Otsu's threshold of ``values`` (between-class variance maximised over a histogram)."""
     flat = _sample(values)
@@ -54,7 +69,7 @@ def normalise(img: torch.Tensor, method: str) -> torch.Tensor:
         out = torch.where(mask, (data - mean) / (std if std > 0 else 1.0), data)
     elif method in ("zscore_foreground", "percentile"):
         flat = _sample(data)
-        low, high = (float(torch.quantile(flat, p / 100.0)) for p in PERCENTILES)
+        low, high = quantiles(flat, tuple(p / 100.0 for p in PERCENTILES))
         clipped = data.clamp(low, high)
         if method == "percentile":
             out = (clipped - low) / (high - low if high > low else 1.0)

@@ -22,17 +22,21 @@ class StopOnNonFinite:
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
         items = output if isinstance(output, list) else [output]  # MONAI engines may decollate the output
+        finite = {}
         for key in (CommonKeys.LOSS, CommonKeys.PRED):
             tensors = [item[key].detach() for item in items if isinstance(item.get(key), torch.Tensor)]
-            if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
-                engine.state.non_finite = key
-                logger.error(
-                    "Non-finite %s at epoch %d, iteration %d: training stopped; checkpoints written so far are intact. "
-                    "Lower max_lr or set --amp false and resume from the last checkpoint.",
-                    key, engine.state.epoch, engine.state.iteration,
-                )
-                engine.terminate()
-                return
+            if tensors:
+                finite[key] = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+        if not finite or bool(torch.stack(list(finite.values())).all()):  # one host sync per iteration, not one per key
+            return
+        key = next(k for k, ok in finite.items() if not bool(ok))
+        engine.state.non_finite = key
+        logger.error(
+            "Non-finite %s at epoch %d, iteration %d: training stopped; checkpoints written so far are intact. "
+            "Lower max_lr or set --amp false and resume from the last checkpoint.",
+            key, engine.state.epoch, engine.state.iteration,
+        )
+        engine.terminate()
 
 
 def exit_if_stopped(engine: Engine) -> None:

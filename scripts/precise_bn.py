@@ -1,10 +1,8 @@
-"""BatchNorm calibration before validation (the PreciseBN method)."""
+"""BatchNorm calibration before validation: running statistics averaged over the last training batches."""
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Callable, Iterable
 
 import ignite.distributed as idist
 import torch
@@ -17,95 +15,89 @@ logger = logging.getLogger(__name__)
 BN_TYPES = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
 
 
-@torch.no_grad()
-def update_bn_stats(model: torch.nn.Module, batches: Iterable[torch.Tensor], slice_batch: int) -> int:
-    """Replace every BatchNorm's running mean/var by the exact mean/var of its inputs over ``batches``.
+def batch_norms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in unwrap(model).modules() if isinstance(m, BN_TYPES) and m.track_running_stats]
 
-    Running statistics kept with momentum are an exponential average over recent, ever-changing weights, so
-    they lag the model that is validated; with small slice batches they are also noisy. Here each BN sees the
-    data forward-only in FP32 with momentum 1 (so after a forward its buffers hold that micro-batch's
-    statistics), and per-channel sums of x and x² weighted by the number of values are accumulated, giving
-    the true mean and (unbiased) variance of all calibration inputs, micro-batched by ``slice_batch`` slices
-    to bound memory. Dropout stays off (the statistics are for eval mode); under DDP the sums are all-reduced
-    so every rank ends with the same statistics. Returns the number of slices used.
-    """
-    bns = [m for m in model.modules() if isinstance(m, BN_TYPES) and m.track_running_stats]
-    if not bns:
-        return 0
-    was_training = model.training
-    saved = [(bn.momentum, bn.training) for bn in bns]
-    sums = [torch.zeros_like(bn.running_mean, dtype=torch.float64) for bn in bns]
-    squares = [torch.zeros_like(bn.running_var, dtype=torch.float64) for bn in bns]
-    counts = torch.zeros(len(bns), dtype=torch.float64, device=bns[0].running_mean.device)
-    model.eval()
+
+def average_batch_statistics(model: torch.nn.Module, reset: bool = True) -> list[float | None]:
+    """Make every BatchNorm of ``model`` keep the plain mean of the statistics of the batches it sees from now on
+    (``momentum=None``: PyTorch's cumulative average), after forgetting its running statistics if ``reset``.
+
+    Running statistics kept with momentum 0.1 are an exponential average dominated by the last few batches (with
+    2-volume batches, a handful of volumes); validation then judges the model on noisy normalisation. Averaging
+    the batches of the last training iterations before validation gives PreciseBN's population statistics at no
+    extra forward pass. Returns the previous momenta for :func:`restore_momentum`."""
+    bns = batch_norms(model)
+    momenta = [bn.momentum for bn in bns]
     for bn in bns:
-        bn.train()
-        bn.momentum = 1.0
+        if reset:
+            bn.reset_running_stats()
+        bn.momentum = None
+    return momenta
 
-    def accumulate(index: int, bn: torch.nn.Module) -> Callable:
-        def hook(module, inputs, _output):
-            x = inputs[0]
-            n = x.numel() / x.shape[1]
-            mean = bn.running_mean.double()
-            var = bn.running_var.double() * (n - 1) / n if n > 1 else torch.zeros_like(mean)
-            sums[index] += mean * n
-            squares[index] += (var + mean**2) * n
-            counts[index] += n
 
-        return hook
-
-    handles = [bn.register_forward_hook(accumulate(i, bn)) for i, bn in enumerate(bns)]
-    slices = 0
-    try:
-        with torch.autocast(device_type=counts.device.type, enabled=False):
-            for batch in batches:
-                for chunk in batch.split(slice_batch):
-                    model(chunk.float())
-                    slices += chunk.shape[0]
-    finally:
-        for handle in handles:
-            handle.remove()
+def restore_momentum(model: torch.nn.Module, momenta: list[float | None]) -> None:
+    """Put the momenta back; under DDP first average the running statistics over the ranks, so every rank
+    validates with the same normalisation."""
+    bns = batch_norms(model)
     if idist.get_world_size() > 1:
-        sums = [idist.all_reduce(s) for s in sums]
-        squares = [idist.all_reduce(s) for s in squares]
-        counts = idist.all_reduce(counts)
-    for bn, total, square, count, (momentum, training) in zip(bns, sums, squares, counts, saved):
-        if count > 1:
-            mean = total / count
-            var = (square / count - mean**2).clamp_min(0) * count / (count - 1)
-            bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
-            bn.running_var.copy_(var.to(bn.running_var.dtype))
+        for bn in bns:
+            bn.running_mean.copy_(idist.all_reduce(bn.running_mean.clone()) / idist.get_world_size())
+            bn.running_var.copy_(idist.all_reduce(bn.running_var.clone()) / idist.get_world_size())
+    for bn, momentum in zip(bns, momenta):
         bn.momentum = momentum
-        bn.train(training)
-    model.train(was_training)
-    return slices
 
 
 class BatchNormCalibration:
-    """Run :func:`update_bn_stats` on ``num_batches`` training batches right before each validation.
+    """Before each validation (every ``interval`` epochs), BatchNorm's running statistics are the average over the
+    last ``num_batches`` training iterations (at most back to the previous validation): they start being averaged
+    ``num_batches`` iterations before the epoch ends and are fixed when it ends.
 
-    Attach it before the ``ValidationHandler`` with the same ``interval``, so it runs first at that event.
+    fvcore's ``update_bn_stats`` runs extra forward passes for this; on a CPU those cost 40% of a short epoch,
+    the training iterations' own forward passes cost nothing. Their statistics come with dropout on and weights
+    still moving over the window, as PyTorch's own running statistics do. Attach before the ``ValidationHandler``
+    with the same ``interval``, so the statistics are fixed before validation reads them. A run resumed inside a
+    window continues it (the running sums and counts are in the checkpointed buffers).
     """
 
-    def __init__(
-        self,
-        network: torch.nn.Module,
-        data_loader: Iterable,
-        prepare_batch: Callable,
-        device: torch.device,
-        num_batches: int = 8,
-        slice_batch: int = 32,
-        interval: int = 1,
-        enabled: bool = True,
-    ) -> None:
-        self.network, self.data_loader, self.prepare_batch, self.device = network, data_loader, prepare_batch, device
-        self.num_batches, self.slice_batch, self.interval, self.enabled = int(num_batches), int(slice_batch), int(interval), enabled
+    def __init__(self, network: torch.nn.Module, num_batches: int = 8, interval: int = 1, enabled: bool = True) -> None:
+        self.network, self.num_batches, self.interval, self.enabled = network, int(num_batches), int(interval), enabled
+        self._momenta: list | None = None
 
     def attach(self, engine: Engine) -> None:
-        if self.enabled and self.num_batches > 0:
-            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
+        if not self.enabled or self.num_batches <= 0 or not batch_norms(self.network):
+            return
+        engine.add_event_handler(Events.STARTED, self._continue_window)
+        engine.add_event_handler(Events.ITERATION_STARTED, self._start_window)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self._end_window)
+        engine.add_event_handler(Events.COMPLETED, self._restore)
 
-    def __call__(self, engine: Engine) -> None:
-        images = (self.prepare_batch(b, self.device)[0] for b in itertools.islice(self.data_loader, self.num_batches))
-        slices = update_bn_stats(unwrap(self.network), images, self.slice_batch)
-        logger.debug("BatchNorm statistics recomputed on %d training slices", slices)
+    def window(self, iteration: int, epoch_length: int) -> tuple[int, int]:
+        """First and last iteration (1-based, global) of the window that ``iteration`` falls in or before."""
+        epoch = (iteration - 1) // epoch_length + 1
+        validation_epoch = -(-epoch // self.interval) * self.interval
+        end = validation_epoch * epoch_length
+        return max(end - self.num_batches + 1, (validation_epoch - self.interval) * epoch_length + 1), end
+
+    def _start_window(self, engine: Engine) -> None:
+        start, _ = self.window(engine.state.iteration, engine.state.epoch_length)
+        if engine.state.iteration == start:
+            self._momenta = average_batch_statistics(self.network, reset=True)
+
+    def _continue_window(self, engine: Engine) -> None:
+        following = engine.state.iteration + 1
+        start, end = self.window(following, engine.state.epoch_length)
+        if start < following <= end:
+            self._momenta = average_batch_statistics(self.network, reset=False)
+
+    def _end_window(self, engine: Engine) -> None:
+        if self._momenta is not None:
+            restore_momentum(self.network, self._momenta)
+            logger.debug("BatchNorm statistics: average of the last %d training batches", self.num_batches)
+            self._momenta = None
+
+    def _restore(self, engine: Engine) -> None:
+        if self._momenta is not None:
+            for bn, momentum in zip(batch_norms(self.network), self._momenta):
+                bn.momentum = momentum
+            self._momenta = None

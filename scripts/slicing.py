@@ -1,6 +1,8 @@
-"""Turn batches of volumes into batches of slices for a 2D network, and back."""
+"""Turn batches of volumes into batches of slices for a 2D network, and back; the prepare_batch of 2D and 3D training."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from monai.engines import PrepareBatch, default_prepare_batch
@@ -24,8 +26,25 @@ def slices_to_volumes(slices: torch.Tensor, depth: int) -> torch.Tensor:
 
 class SlicePrepareBatch(PrepareBatch):
     """``prepare_batch`` for MONAI engines: moves a volume batch to the device and flattens it into slices,
-    so the trainer, loss and 2D network all see ``[B*D, C, H, W]``."""
+    so the trainer, loss and 2D network all see ``[B*D, C, H, W]``; then applies ``augmentation`` (e.g.
+    :class:`scripts.slice_augmentation.SliceAugmentation`) to image and label slices, if given."""
+
+    def __init__(self, augmentation: Callable | None = None) -> None:
+        self.augmentation = augmentation
 
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
-        return volumes_to_slices(image), volumes_to_slices(label)
+        image, label = volumes_to_slices(image), volumes_to_slices(label)
+        return self.augmentation(image, label) if self.augmentation is not None else (image, label)
+
+
+class PatchPrepareBatch(PrepareBatch):
+    """``prepare_batch`` for the 3D network: the default one, then ``augmentation`` of the ``[N, C, H, W, D]``
+    patches and their labels, if given."""
+
+    def __init__(self, augmentation: Callable | None = None) -> None:
+        self.augmentation = augmentation
+
+    def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
+        image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
+        return self.augmentation(image, label) if self.augmentation is not None else (image, label)

@@ -16,7 +16,7 @@ def test_good_settings_pass():
 def test_each_bad_setting_is_named():
     bad = {
         "loss_function": "focal", "unet_dimensions": "4D", "val_set_size": 1.0, "epochs": 0, "batch_size": -2,
-        "spatial_size": 100, "lr": 1e-2, "max_lr": 1e-3, "augmentations": "maybe",
+        "spatial_size": 100, "lr": 1e-2, "max_lr": 1e-3, "augmentations": "maybe", "cache": "ram",
     }
     found = problems_in({**GOOD, **bad})
     for key in bad:
@@ -35,8 +35,9 @@ def refused(tmp_path, dataset_dir, **overrides):
 
 
 def test_bad_values_on_the_command_line(tmp_path, dataset):
-    log = refused(tmp_path, dataset, loss_function="focal", val_set_size=1.5, epochs=0)
+    log = refused(tmp_path, dataset, loss_function="focal", val_set_size=1.5, epochs=0, cache="ram")
     assert "loss_function='focal'" in log and "val_set_size=1.5" in log and "epochs=0" in log
+    assert "cache='ram': use one of disk, memory, none" in log
 
 
 def test_missing_dataset_folder(tmp_path):

@@ -1,0 +1,78 @@
+"""The training dataset's cache: one file per volume, reused across runs, redone when the scan or a setting changes."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.data import CacheDataset, Dataset, PersistentDataset
+
+from scripts.data_cache import training_dataset
+from tests.conftest import TRAIN_CONFIG
+
+
+def config_dataset(dataset_dir: Path, cache_dir: Path, **overrides):
+    parser = ConfigParser()
+    parser.read_config(TRAIN_CONFIG)
+    for key, value in {"dataset_dir": str(dataset_dir), "cache_dir": str(cache_dir), "spatial_size": 32,
+                       "slices_per_volume": 2, "num_workers": 0, **overrides}.items():
+        parser[key] = value
+    return parser.get_parsed_content("train#dataset")
+
+
+def touch_every_item(dataset) -> None:
+    for index in range(len(dataset)):
+        dataset[index]
+
+
+def test_disk_cache_one_file_per_volume_reused_by_the_next_run(tmp_path, dataset):
+    cache = tmp_path / "cache"
+    first = config_dataset(dataset, cache)
+    assert isinstance(first, PersistentDataset)
+    touch_every_item(first)
+    files = sorted(p.name for p in cache.glob("*.pt"))
+    assert len(files) == len(first)
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.pt")}
+
+    second = config_dataset(dataset, cache)  # a new run on the same data and settings
+    touch_every_item(second)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.pt")} == stamps  # read, not rewritten
+
+    item = torch.load(cache / files[0], weights_only=True)  # plain tensors: no pickled objects to trust
+    assert item["image"].shape[1:3] == (32, 32) and set(item["label"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_a_changed_setting_or_a_replaced_scan_is_preprocessed_again(tmp_path, dataset):
+    cache = tmp_path / "cache"
+    touch_every_item(config_dataset(dataset, cache))
+    before = {p.name for p in cache.glob("*.pt")}
+
+    touch_every_item(config_dataset(dataset, cache, spatial_size=48))
+    new = {p.name for p in cache.glob("*.pt")} - before
+    assert len(new) == len(before)
+    for name in new:
+        assert torch.load(cache / name, weights_only=True)["image"].shape[1:3] == (48, 48)
+
+    # replace one training scan under the same name: its old cache entry must not be served
+    data = config_dataset(dataset, cache)
+    path = Path(data.data[0]["image"])
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32) * 2 + 1, img.affine), path)
+    after = {p.name for p in cache.glob("*.pt")}
+    fresh = config_dataset(dataset, cache)
+    fresh[0]
+    assert len({p.name for p in cache.glob("*.pt")} - after) == 1
+
+
+@pytest.mark.parametrize("cache, kind", [("memory", CacheDataset), ("none", Dataset)])
+def test_other_cache_modes(tmp_path, dataset, cache, kind):
+    built = config_dataset(dataset, tmp_path / "cache", cache=cache)
+    assert type(built) is kind and not (tmp_path / "cache").exists()
+    assert built[0][0]["image"].shape[1:3] == (32, 32)  # sampled slices, as with the disk cache
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="cache='ram'"):
+        training_dataset([], None, cache="ram")

@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from scripts.slice_augmentation import SliceAugmentation
+from scripts.slicing import PatchPrepareBatch, SlicePrepareBatch
+
+NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
+
+
+def asymmetric_slices(n: int = 8, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    label = torch.zeros(n, 1, size, size)
+    label[:, :, 3:10, 4:15] = 1  # off-centre rectangle: every flip or turn moves it
+    image = label * 4.0 + torch.linspace(-1, 1, size)[None, None, :, None]
+    return image, label
+
+
+def test_with_every_probability_zero_slices_come_back_unchanged():
+    image, label = asymmetric_slices()
+    out_image, out_label = SliceAugmentation(**NOTHING)(image, label)
+    assert torch.allclose(out_image, image, atol=1e-5) and torch.equal(out_label, label)
+
+
+def test_a_certain_flip_of_both_axes_equals_torch_flip():
+    image, label = asymmetric_slices()
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "flip_prob": 1.0})(image, label)
+    assert torch.allclose(out_image, image.flip(2, 3), atol=1e-5) and torch.equal(out_label, label.flip(2, 3))
+
+
+def test_each_slice_gets_its_own_draw_and_image_and_label_move_together():
+    torch.manual_seed(0)
+    image, label = asymmetric_slices(n=64)
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "flip_prob": 0.5, "rotate_prob": 1.0, "zoom_prob": 1.0})(image, label)
+    distinct = {tuple(s.flatten().tolist()) for s in out_label}
+    assert len(distinct) > 32  # not one transform for the whole batch
+    assert set(out_label.unique().tolist()) <= {0.0, 1.0} and out_label.dtype == label.dtype
+    rows, cols = torch.arange(24.0)[:, None], torch.arange(24.0)[None, :]
+    for img, lab in zip(out_image[:, 0], out_label[:, 0]):
+        bright = (img > 2.0).float()  # the image's rectangle, found independently of the label
+        centre_label = ((lab * rows).sum() / lab.sum(), (lab * cols).sum() / lab.sum())
+        centre_image = ((bright * rows).sum() / bright.sum(), (bright * cols).sum() / bright.sum())
+        assert math.dist(centre_label, centre_image) < 1.0
+
+
+def test_draws_follow_torch_seed():
+    image, label = asymmetric_slices()
+    augment = SliceAugmentation()
+    torch.manual_seed(3)
+    first = augment(image, label)
+    torch.manual_seed(3)
+    second = augment(image, label)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_intensity_changes_only_touch_the_image():
+    image, label = asymmetric_slices()
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "scale_prob": 1, "shift_prob": 1, "noise_prob": 1})(image, label)
+    assert torch.equal(out_label, label) and not torch.allclose(out_image, image)
+
+
+def test_patches_move_every_slice_alike():
+    image, label = asymmetric_slices(n=4)
+    image5, label5 = (t[..., None].repeat(1, 1, 1, 1, 6) for t in (image, label))  # 6 identical slices per patch
+    torch.manual_seed(1)
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "flip_prob": 0.5, "rotate_prob": 1.0})(image5, label5)
+    assert out_image.shape == image5.shape and out_label.shape == label5.shape
+    assert torch.equal(out_label, out_label[..., :1].expand_as(out_label))
+    assert not torch.equal(out_label, label5)
+
+
+def test_mismatched_image_and_label_are_refused():
+    with pytest.raises(ValueError, match="differ"):
+        SliceAugmentation()(torch.zeros(2, 1, 8, 8), torch.zeros(3, 1, 8, 8))
+
+
+def test_prepare_batches_hand_their_output_to_the_augmentation():
+    seen = []
+
+    def record(image, label):
+        seen.append((image.shape, label.shape))
+        return image + 1, label
+
+    batch = {"image": torch.zeros(2, 1, 8, 8, 4), "label": torch.zeros(2, 1, 8, 8, 4)}
+    image, _ = SlicePrepareBatch(record)(batch, torch.device("cpu"))
+    assert seen[-1] == ((8, 1, 8, 8), (8, 1, 8, 8)) and torch.all(image == 1)
+    image, _ = PatchPrepareBatch(record)(batch, torch.device("cpu"))
+    assert seen[-1] == ((2, 1, 8, 8, 4), (2, 1, 8, 8, 4)) and torch.all(image == 1)
