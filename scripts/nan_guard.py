@@ -22,14 +22,15 @@ class StopOnNonFinite:
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
         items = output if isinstance(output, list) else [output]  # MONAI engines may decollate the output
-        finite = {}
+        sums = {}
         for key in (CommonKeys.LOSS, CommonKeys.PRED):
             tensors = [item[key].detach() for item in items if isinstance(item.get(key), torch.Tensor)]
             if tensors:
-                finite[key] = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
-        if not finite or bool(torch.stack(list(finite.values())).all()):  # one host sync per iteration, not one per key
+                sums[key] = torch.stack([t.float().sum() for t in tensors]).sum()
+        # a sum is finite only if every value is: one reduction per tensor and one host sync per iteration
+        if not sums or bool(torch.isfinite(torch.stack(list(sums.values()))).all()):
             return
-        key = next(k for k, ok in finite.items() if not bool(ok))
+        key = next(k for k, total in sums.items() if not bool(torch.isfinite(total)))
         engine.state.non_finite = key
         logger.error(
             "Non-finite %s at epoch %d, iteration %d: training stopped; checkpoints written so far are intact. "

@@ -72,8 +72,10 @@ class SliceAugmentation:
         shift = torch.where(self._chosen(n, self.shift_prob), self._uniform(n, -self.shift_range, self.shift_range), 0.0)
         std = torch.where(self._chosen(n, self.noise_prob), self._uniform(n, 0.0, self.noise_std), 0.0)
         image = image * scale.to(image).view(shape) + shift.to(image).view(shape)
-        if bool((std > 0).any()):
-            image = image + torch.randn(image.shape, dtype=image.dtype, device=image.device) * std.to(image).view(shape)
+        noisy = torch.nonzero(std > 0).flatten().to(image.device)
+        if len(noisy):  # noise drawn only for the slices that get it
+            noise = torch.randn((len(noisy),) + tuple(image.shape[1:]), dtype=image.dtype, device=image.device)
+            image = image.index_add(0, noisy, noise * std[std > 0].to(image).view((-1,) + shape[1:]))
         return image
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
