@@ -68,21 +68,24 @@ def normalise(img: torch.Tensor, method: str) -> torch.Tensor:
         mean, std = values.mean(), values.std()
         out = torch.where(mask, (data - mean) / (std if std > 0 else 1.0), data)
     elif method in ("zscore_foreground", "percentile"):
+        # every statistic comes from the (at most MAX_SAMPLES) sampled voxels; the whole volume only gets clipped and
+        # scaled in place: on a 512x512x300 scan, full-volume masks and copies cost seconds and gigabytes
         flat = _sample(data)
         low, high = quantiles(flat, tuple(p / 100.0 for p in PERCENTILES))
-        clipped = data.clamp(low, high)
+        clipped = data.clamp(low, high) if data.data_ptr() == img.data_ptr() else data.clamp_(low, high)
         if method == "percentile":
-            out = (clipped - low) / (high - low if high > low else 1.0)
+            out = clipped.sub_(low).div_(high - low if high > low else 1.0)
         else:
-            threshold = otsu_threshold(clipped)
-            values = clipped[clipped > threshold]
-            values = values if values.numel() > 1 else clipped.reshape(-1)
+            sample = flat.clamp(low, high)
+            threshold = otsu_threshold(sample)
+            values = sample[sample > threshold]
+            values = values if values.numel() > 1 else sample
             mean = values.mean()
             # a near-uniform foreground (a synthetic blob) has a tiny std that would blow the background up to
             # -15 and beyond; floor it at STD_FLOOR of the foreground's contrast to the clipped minimum (real T1
             # heads have 0.18-0.2, so the floor leaves them alone)
             std = torch.maximum(values.std(), STD_FLOOR * (mean - low))
-            out = (clipped - mean) / (std if std > 0 else 1.0)
+            out = clipped.sub_(mean).div_(std if std > 0 else 1.0)
     else:
         raise ValueError(f"intensity_normalisation={method!r}: use one of {', '.join(METHODS)}")
     if isinstance(img, MetaTensor):
