@@ -1,8 +1,10 @@
 """Dice and seconds per epoch of the 2D, 2.5D and 3D modes trained on the same data with the same settings.
 
-    python -m benchmarks.compare_modes [--epochs 20] [--dataset_dir DIR] [--json out.json] [--smoke]
+    python -m benchmarks.compare_modes [--epochs 20] [--dataset_dir DIR] [--test_dir DIR] [--json out.json] [--smoke]
 
-Each mode is a real ``monai.bundle run`` in a subprocess (default: the demo data, written on first use).
+Each mode is a real ``monai.bundle run`` in a subprocess (default: the demo data, written on first use). With
+``--test_dir`` (a folder with ``imagesTs``/``labelsTs``, e.g. the real-MRI example's) each mode's model is also scored
+on those held-out scans with ``configs/evaluate.json`` (mean Dice and HD95 over the cases).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ MODES = {"2D": [], "2.5D": ["configs/train_2.5d.json"], "3D": ["configs/train_3d
 EPOCH_TIME = re.compile(r"SupervisedTrainer - INFO - Epoch\[\d+\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
 
 
-def run_mode(mode: str, root: Path, dataset_dir: str | None, overrides: dict) -> dict:
-    configs = "[" + ",".join(f"'{BUNDLE / c}'" for c in ["configs/train.json", *MODES[mode]]) + "]"
+def bundle_run(mode: str, root: Path, dataset_dir: str | None, overrides: dict, extra_configs: tuple = ()) -> str:
+    configs = "[" + ",".join(f"'{BUNDLE / c}'" for c in ["configs/train.json", *MODES[mode], *extra_configs]) + "]"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root)]
     if dataset_dir:
         cmd += ["--dataset_dir", dataset_dir]
@@ -34,17 +36,35 @@ def run_mode(mode: str, root: Path, dataset_dir: str | None, overrides: dict) ->
     result = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(BUNDLE)})
     if result.returncode:
         raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
-    seconds = [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in EPOCH_TIME.findall(result.stdout + result.stderr)]
+    return result.stdout + result.stderr
+
+
+def held_out_scores(mode: str, root: Path, dataset_dir: str | None, overrides: dict, test_dir: str) -> dict:
+    """Mean Dice and HD95 of the mode's ``models/model.pt`` on ``test_dir``'s imagesTs/labelsTs."""
+    test = {"training_images": os.path.join(test_dir, "imagesTs"), "training_labels": os.path.join(test_dir, "labelsTs"),
+            "eval_split": "all"}
+    bundle_run(mode, root, dataset_dir, {**overrides, **test}, ("configs/evaluate.json",))
+    summary = json.loads(next((root / "runs" / "SMALabeller").glob("eval/summary.json")).read_text())["metrics"]
+    return {"test_dice": summary["dice"]["mean"], "test_hd95_mm": summary["hd95_mm"]["mean"]}
+
+
+def run_mode(mode: str, root: Path, dataset_dir: str | None, overrides: dict, test_dir: str | None = None) -> dict:
+    log = bundle_run(mode, root, dataset_dir, overrides)
+    seconds = [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in EPOCH_TIME.findall(log)]
     events = EventAccumulator(str(next((root / "runs" / "SMALabeller").glob("*-val_cls-*"))))
     events.Reload()
     dice = [e.value for e in events.Scalars("val_mean_dice")]
-    return {
+    row = {
         "mode": mode,
         "final_dice": dice[-1],
         "best_dice": max(dice),
-        "epochs": len(dice),
+        "validations": len(dice),
+        "epochs": len(seconds),
         "median_epoch_seconds": statistics.median(seconds),
     }
+    if test_dir:
+        row.update(held_out_scores(mode, root, dataset_dir, overrides, test_dir))
+    return row
 
 
 def main(argv=None) -> int:
@@ -52,6 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--dataset_dir", default=None, help="default: the demo data")
     parser.add_argument("--modes", default="2D,2.5D,3D")
+    parser.add_argument("--test_dir", default=None, help="also score each model on <test_dir>/imagesTs + labelsTs")
     parser.add_argument("--json", default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 epoch: checks the benchmark runs")
     args = parser.parse_args(argv)
@@ -62,11 +83,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes.split(","):
             extra = {} if mode == "3D" else {k: v for k, v in overrides.items() if k != "patch_size"}
-            rows.append(run_mode(mode, Path(tmp) / mode.replace(".", "_"), args.dataset_dir, {**overrides, **extra}))
-    print("| mode | final val Dice | best val Dice | epochs | median s/epoch |")
-    print("| --- | --- | --- | --- | --- |")
+            rows.append(run_mode(mode, Path(tmp) / mode.replace(".", "_"), args.dataset_dir, {**overrides, **extra}, args.test_dir))
+    test = " held-out Dice | held-out HD95 mm |" if args.test_dir else ""
+    print(f"| mode | final val Dice | best val Dice | epochs | median s/epoch |{test}")
+    print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if args.test_dir else ""))
     for row in rows:
-        print(f"| {row['mode']} | {row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f} |")
+        cells = f" {row['test_dice']:.4f} | {row['test_hd95_mm']:.2f} |" if args.test_dir else ""
+        print(f"| {row['mode']} | {row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f} |{cells}")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": overrides, "results": rows}, indent=2))
     return 0

@@ -89,3 +89,28 @@ def test_bn_calibration_smoke(tmp_path):
     for key in ("epoch_with_s", "epoch_without_s", "handler_s"):
         assert positive(result["medians"][key]), key
     assert positive(result["share_of_epoch"]) and positive(result["epoch_ratio"])
+
+
+def test_compare_modes_smoke(tmp_path):
+    """Every mode trains for one epoch on the same data and is scored on held-out scans."""
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    test = tmp_path / "test"
+    for kind, suffix in (("images", "_0000"), ("labels", "")):
+        (test / f"{kind}Ts").mkdir(parents=True)
+        for case in ("case_00", "case_01"):
+            (test / f"{kind}Ts" / f"{case}{suffix}.nii.gz").write_bytes((data / f"{kind}Tr" / f"{case}{suffix}.nii.gz").read_bytes())
+    out = tmp_path / "modes.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare_modes", "--smoke", "--dataset_dir", str(data), "--test_dir", str(test),
+         "--json", str(out)],
+        cwd=BUNDLE, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(BUNDLE)},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in rows] == ["2D", "2.5D", "3D"]
+    for row in rows:
+        assert row["epochs"] == 1 and positive(row["median_epoch_seconds"])
+        assert 0 <= row["test_dice"] <= 1 and 0 <= row["best_dice"] <= 1
+    assert "| 3D |" in proc.stdout
