@@ -64,14 +64,14 @@ def problems_in(settings: dict) -> list[str]:
     return found
 
 
-def writable_problem(folder: str) -> str | None:
+def writable_problem(folder: str, key: str = "output_dir") -> str | None:
     """``None`` if files can be created in ``folder`` (made if missing), else a line saying why not."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
     except OSError as error:
-        return f"output_dir={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --output_dir with a writable folder"
+        return f"{key}={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --{key} with a writable folder"
     return None
 
 
@@ -79,6 +79,8 @@ def check_settings(settings: dict, output_dir: str) -> None:
     """End the process with status 1 and one line per problem (no traceback) if the settings are unusable."""
     found = problems_in(settings)
     if problem := writable_problem(output_dir):
+        found.append(problem)
+    elif settings.get("cache") == "disk" and settings.get("cache_dir") and (problem := writable_problem(settings["cache_dir"], "cache_dir")):
         found.append(problem)
     if found:
         raise SystemExit("configuration error: " + "\n  ".join(found))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 
 from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
 CACHE_MODES = ("disk", "memory", "none")
+
+logger = logging.getLogger(__name__)
 
 
 def hash_with_file_stats(item: dict) -> bytes:
@@ -28,6 +32,25 @@ def hash_transform_settings(transforms: Sequence) -> bytes:
     return hashlib.sha256(pickle.dumps(list(transforms), protocol=4)).hexdigest().encode()
 
 
+class DiskCacheDataset(PersistentDataset):
+    """``PersistentDataset`` that keeps training when a cache file cannot be written (disk full, folder read-only):
+    the cache only saves time, so the item is computed without it and one warning names the folder; MONAI's own
+    class stops the run with the ``OSError``."""
+
+    _warned = False
+
+    def _cachecheck(self, item_transformed):
+        try:
+            return super()._cachecheck(item_transformed)
+        except OSError as error:
+            if not DiskCacheDataset._warned:
+                DiskCacheDataset._warned = True
+                logger.warning("cache_dir=%s: cannot write the cache (%s); training goes on without it, slower. Free "
+                               "space there, or pass --cache_dir with room or --cache none", self.cache_dir,
+                               error.strerror or error)
+            return self._pre_transform(deepcopy(item_transformed))
+
+
 def training_dataset(data: Sequence, transform: Callable, cache: str = "disk", cache_dir: str | None = None,
                      num_workers: int = 0) -> Dataset:
     """``cache``: ``disk`` keeps each volume's loaded, oriented, normalised and in-plane-fitted form in ``cache_dir``
@@ -37,8 +60,8 @@ def training_dataset(data: Sequence, transform: Callable, cache: str = "disk", c
         if not cache_dir:
             raise ValueError("cache=disk needs a cache_dir")
         # plain tensors (track_meta=False) load with weights_only=True; nothing after the cache needs the affine
-        return PersistentDataset(data, transform, cache_dir=cache_dir, hash_func=hash_with_file_stats,
-                                 hash_transform=hash_transform_settings, track_meta=False, weights_only=True)
+        return DiskCacheDataset(data, transform, cache_dir=cache_dir, hash_func=hash_with_file_stats,
+                                hash_transform=hash_transform_settings, track_meta=False, weights_only=True)
     if cache == "memory":
         return CacheDataset(data, transform, cache_rate=1.0, num_workers=num_workers or None, progress=False)
     if cache == "none":

@@ -52,6 +52,21 @@ def test_empty_dataset_folder(tmp_path):
     assert "0 labelled case(s)" in log
 
 
+def test_unwritable_cache_dir_is_named(tmp_path):
+    import re
+
+    import pytest
+
+    from scripts.config_check import check_settings
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    settings = {**GOOD, "cache": "disk", "cache_dir": str(blocker / "cache")}
+    with pytest.raises(SystemExit, match=re.escape(f"cache_dir={blocker / 'cache'}: cannot write there")):
+        check_settings(settings, str(tmp_path / "runs"))
+    check_settings({**settings, "cache": "none"}, str(tmp_path / "runs"))  # no disk cache, no check
+
+
 def test_unwritable_output_dir(tmp_path, dataset):
     blocker = tmp_path / "a_file"
     blocker.write_text("")

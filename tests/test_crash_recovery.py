@@ -91,7 +91,8 @@ def test_killed_runs_resume_and_finish(tmp_path):
 
 def test_disk_full_stops_cleanly_and_keeps_earlier_checkpoints(tmp_path, monkeypatch, capfd):
     data = write_dataset(tmp_path / "data")
-    workflow = make_workflow(tmp_path, data, epochs=3)
+    # no data cache, so every torch.save counted here is a checkpoint write (a full cache folder: test_data_cache.py)
+    workflow = make_workflow(tmp_path, data, epochs=3, cache="none")
     real_save, calls = torch.save, {"n": 0}
 
     def save_until_disk_full(obj, f, *args, **kwargs):

@@ -1,5 +1,7 @@
 """The training dataset's cache: one file per volume, reused across runs, redone when the scan or a setting changes."""
 
+import errno
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -9,7 +11,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import CacheDataset, Dataset, PersistentDataset
 
-from scripts.data_cache import training_dataset
+from scripts.data_cache import DiskCacheDataset, training_dataset
 from tests.conftest import TRAIN_CONFIG
 
 
@@ -30,7 +32,7 @@ def touch_every_item(dataset) -> None:
 def test_disk_cache_one_file_per_volume_reused_by_the_next_run(tmp_path, dataset):
     cache = tmp_path / "cache"
     first = config_dataset(dataset, cache)
-    assert isinstance(first, PersistentDataset)
+    assert isinstance(first, PersistentDataset) and isinstance(first, DiskCacheDataset)
     touch_every_item(first)
     files = sorted(p.name for p in cache.glob("*.pt"))
     assert len(files) == len(first)
@@ -64,6 +66,21 @@ def test_a_changed_setting_or_a_replaced_scan_is_preprocessed_again(tmp_path, da
     fresh = config_dataset(dataset, cache)
     fresh[0]
     assert len({p.name for p in cache.glob("*.pt")} - after) == 1
+
+
+def test_a_full_cache_folder_slows_training_down_instead_of_stopping_it(tmp_path, dataset, monkeypatch, caplog):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    data = config_dataset(dataset, tmp_path / "cache")
+    monkeypatch.setattr(torch, "save", disk_full)
+    monkeypatch.setattr(DiskCacheDataset, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="scripts.data_cache"):
+        items = [data[i] for i in range(len(data))]
+    assert all(item[0]["image"].shape[1:3] == (32, 32) for item in items)
+    assert not list((tmp_path / "cache").glob("*.pt"))
+    warnings = [r.getMessage() for r in caplog.records if "cannot write the cache" in r.getMessage()]
+    assert len(warnings) == 1 and str(tmp_path / "cache") in warnings[0] and "No space left" in warnings[0]
 
 
 @pytest.mark.parametrize("cache, kind", [("memory", CacheDataset), ("none", Dataset)])
