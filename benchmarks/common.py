@@ -178,18 +178,6 @@ def config_workflow(config: Path, workflow_type: str | None, **overrides):
     return workflow
 
 
-def require_compile_key(config: Path) -> None:
-    """``--compile`` needs a ``compile`` key in the config that reaches ``SupervisedTrainer(compile=...)``."""
-    raw = json.loads(config.read_text())
-    trainer = raw.get("train", {}).get("trainer", {})
-    if "compile" not in raw or "compile" not in trainer:
-        sys.exit(
-            f"--compile: {config.relative_to(BUNDLE)} has no `compile` option yet. Add a top-level key "
-            '"compile": false and, in train#trainer, "compile": "$scripts.flags.as_bool(@compile, \'compile\')" '
-            "(SupervisedTrainer has had a compile argument since MONAI 1.4); then rerun."
-        )
-
-
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()

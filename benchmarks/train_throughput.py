@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import argparse
-import json
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -208,8 +207,6 @@ def main(argv=None) -> dict:
     args.amp_on = args.amp == "on"
     if args.warmup < 1 or args.iters_per_epoch <= args.warmup:
         p.error("need 1 <= --warmup < --iters-per-epoch")
-    if args.compile:
-        common.require_compile_key(common.TRAIN_CONFIG)
     runs_wanted = set(args.runs.split(","))
     modes = [m for m in args.cache.split(",") if m] if "c" in runs_wanted else []
     for m in modes:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from tests.conftest import BUNDLE
 
@@ -49,19 +48,6 @@ def test_train_throughput_smoke(tmp_path):
     assert {"transform", "random", "ms_per_volume"} <= set(result["loader_profile"]["transforms"][0])
     # the disk cache was really written
     assert list((tmp_path / "work" / "cache-disk").glob("*.pt"))
-
-
-def test_train_throughput_compile_needs_config_key(tmp_path):
-    config = json.loads((BUNDLE / "configs" / "train.json").read_text())
-    if "compile" in config and "compile" in config["train"]["trainer"]:
-        pytest.skip("configs/train.json has a compile option")
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_throughput", "--smoke", "--compile", "--json", str(tmp_path / "x.json"),
-         "--workdir", str(tmp_path / "work")],
-        cwd=BUNDLE, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(BUNDLE)},
-    )
-    assert proc.returncode != 0 and "compile" in proc.stderr and "train.json" in proc.stderr
-    assert not (tmp_path / "x.json").exists()
 
 
 def test_inference_smoke(tmp_path):
