@@ -28,11 +28,11 @@ from benchmarks import common  # noqa: E402
 
 # (c) runs: the config's `cache` knob (scripts/data_cache.py), and with a ThreadDataLoader in the main process
 CACHE_MODES = {
-    "disk": "cache=disk: PersistentDataset(cache_dir), DataLoader(num_workers)",
-    "memory": "cache=memory: CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
-    "none": "cache=none: Dataset, DataLoader(num_workers)",
-    "disk_thread": "cache=disk, ThreadDataLoader(num_workers=0)",
-    "memory_thread": "cache=memory, ThreadDataLoader(num_workers=0)",
+    "disk": "PersistentDataset(cache_dir), DataLoader(num_workers)",
+    "memory": "CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
+    "none": "Dataset, DataLoader(num_workers)",
+    "disk_thread": "PersistentDataset(cache_dir), ThreadDataLoader(num_workers=0)",
+    "memory_thread": "CacheDataset(cache_rate=1.0), ThreadDataLoader(num_workers=0)",
 }
 
 
