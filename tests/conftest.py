@@ -107,7 +107,7 @@ ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # the short training of `trained_bundle`, and the settings inference and evaluation must share with it
 TRAINED = {"spatial_size": 32, "slice_batch": 16, "num_workers": 0}
 SHORT_TRAINING = {
-    **TRAINED, "epochs": 30, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
+    **TRAINED, "epochs": 40, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
     "lr": 0.003, "max_lr": 0.03, "amp": "false", "device": "cpu",
 }
 
@@ -132,8 +132,8 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
-    """Train once per session on the `VOLUMES` blobs (about 35 s on 2 cores; 30 epochs, as 20 left the coronal test
-    scan at Dice 0.89 < 0.9); ``root/models/model.pt`` is the result."""
+    """Train once per session on the `VOLUMES` blobs (about 45 s on 2 cores; 40 epochs, as 20-30 left the coronal test
+    scan at Dice 0.89 < 0.9 in some versions); ``root/models/model.pt`` is the result."""
     root = tmp_path_factory.mktemp("trained")
     data = write_dataset(root / "data")
     result = run_bundle(
