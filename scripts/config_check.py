@@ -80,8 +80,9 @@ def check_settings(settings: dict, output_dir: str) -> None:
     found = problems_in(settings)
     if problem := writable_problem(output_dir):
         found.append(problem)
-    elif settings.get("cache") == "disk" and settings.get("cache_dir") and (problem := writable_problem(settings["cache_dir"], "cache_dir")):
-        found.append(problem)
+    elif settings.get("cache") == "disk" and settings.get("cache_dir"):
+        if problem := writable_problem(settings["cache_dir"], "cache_dir"):
+            found.append(problem)
     if found:
         raise SystemExit("configuration error: " + "\n  ".join(found))
 

@@ -20,8 +20,11 @@ logger = logging.getLogger(__name__)
 def hash_with_file_stats(item: dict) -> bytes:
     """Cache key of one data item: its dict plus the size and modification time of every file it names, so a scan
     replaced under the same name is preprocessed again (MONAI's default key is the file name alone)."""
-    stats = {key: (os.stat(value).st_size, os.stat(value).st_mtime_ns)
-             for key, value in item.items() if isinstance(value, str) and os.path.isfile(value)}
+    stats = {}
+    for key, value in item.items():
+        if isinstance(value, str) and os.path.isfile(value):
+            status = os.stat(value)
+            stats[key] = (status.st_size, status.st_mtime_ns)
     return pickle_hashing({"item": item, "file_stats": stats})
 
 
@@ -37,14 +40,14 @@ class DiskCacheDataset(PersistentDataset):
     the cache only saves time, so the item is computed without it and one warning names the folder; MONAI's own
     class stops the run with the ``OSError``."""
 
-    _warned = False
+    _warned = False  # set on the instance at its first failed write
 
     def _cachecheck(self, item_transformed):
         try:
             return super()._cachecheck(item_transformed)
         except OSError as error:
-            if not DiskCacheDataset._warned:
-                DiskCacheDataset._warned = True
+            if not self._warned:
+                self._warned = True
                 logger.warning("cache_dir=%s: cannot write the cache (%s); training goes on without it, slower. Free "
                                "space there, or pass --cache_dir with room or --cache none", self.cache_dir,
                                error.strerror or error)

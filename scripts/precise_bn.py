@@ -36,11 +36,11 @@ def average_batch_statistics(model: torch.nn.Module, reset: bool = True) -> list
     return momenta
 
 
-def restore_momentum(model: torch.nn.Module, momenta: list[float | None]) -> None:
-    """Put the momenta back; under DDP first average the running statistics over the ranks, so every rank
-    validates with the same normalisation."""
+def restore_momentum(model: torch.nn.Module, momenta: list[float | None], average_over_ranks: bool = True) -> None:
+    """Put the momenta back; under DDP first average the running statistics over the ranks (``average_over_ranks``),
+    so every rank validates with the same normalisation."""
     bns = batch_norms(model)
-    if idist.get_world_size() > 1:
+    if average_over_ranks and idist.get_world_size() > 1:
         for bn in bns:
             bn.running_mean.copy_(idist.all_reduce(bn.running_mean.clone()) / idist.get_world_size())
             bn.running_var.copy_(idist.all_reduce(bn.running_var.clone()) / idist.get_world_size())
@@ -97,7 +97,6 @@ class BatchNormCalibration:
             self._momenta = None
 
     def _restore(self, engine: Engine) -> None:
-        if self._momenta is not None:
-            for bn, momentum in zip(batch_norms(self.network), self._momenta):
-                bn.momentum = momentum
+        if self._momenta is not None:  # a window that no validation closes: nothing to average for
+            restore_momentum(self.network, self._momenta, average_over_ranks=False)
             self._momenta = None

@@ -95,4 +95,3 @@ class SliceAugmentation:
         if volumetric:
             image, label = (t.unflatten(1, (-1, depth)).permute(0, 1, 3, 4, 2) for t in (image, label))
         return image, label
-

@@ -74,7 +74,6 @@ def test_a_full_cache_folder_slows_training_down_instead_of_stopping_it(tmp_path
 
     data = config_dataset(dataset, tmp_path / "cache")
     monkeypatch.setattr(torch, "save", disk_full)
-    monkeypatch.setattr(DiskCacheDataset, "_warned", False)
     with caplog.at_level(logging.WARNING, logger="scripts.data_cache"):
         items = [data[i] for i in range(len(data))]
     assert all(item[0]["image"].shape[1:3] == (32, 32) for item in items)
