@@ -140,7 +140,7 @@ def volumes_for_training_set(n_train: int, val_set_size: float = 0.2) -> int:
 
 class InMemoryBatches:
     """A sized, re-iterable set of ready training batches shaped like the bundle's data loader's: ``image`` and
-    ``label`` ``[batch_size * slices_per_volume, 1, H, W, 1]`` (``RandCropByPosNegLabeld`` draws ``[1, H, W, 1]``
+    ``label`` ``[batch_size * slices_per_volume, 1, H, W, 1]`` (``RandSlicesByPosNegLabeld`` draws ``[1, H, W, 1]``
     slices and the collate function stacks all of them), so ``SlicePrepareBatch`` flattens them to ``[N, 1, H, W]``
     exactly as it flattens real batches. Used as ``train#dataloader`` for run (b) and, flattened, by run (a)."""
 

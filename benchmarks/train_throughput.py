@@ -286,8 +286,12 @@ def main(argv=None) -> dict:
                 run.close()
 
     timed_iterations = args.iters_per_epoch - args.warmup
+
+    def timed_rounds(epochs: list[dict]) -> list[dict]:
+        return [e for e in epochs if not e["warmup_round"]]
+
     for name, epochs in samples.items():
-        timed = [e for e in epochs if not e["warmup_round"]]
+        timed = timed_rounds(epochs)
         gpu = [e["gpu_utilisation"] for e in timed if e["gpu_utilisation"] is not None]
         iteration_median = common.median([t for e in timed for t in e["iteration_s"]])
         epoch_end_median = common.median([e["epoch_end_s"] for e in timed])
@@ -306,14 +310,18 @@ def main(argv=None) -> dict:
         }
     rate = {name: r["slices_per_s_median"] for name, r in result["runs"].items()}
     robust = {name: r["robust_slices_per_s"] for name, r in result["runs"].items()}
-    ratios, robust_ratios = {}, {}
+    ratios, robust_ratios, pairs = {}, {}, {}
     if "a" in rate and "b" in rate:
-        ratios["b/a"], robust_ratios["b/a"] = rate["b"] / rate["a"], robust["b"] / robust["a"]
+        pairs["b/a"] = ("b", "a")
     for mode in modes:
         if "b" in rate:
-            ratios[f"c/b:{mode}"] = rate[f"c:{mode}"] / rate["b"]
-            robust_ratios[f"c/b:{mode}"] = robust[f"c:{mode}"] / robust["b"]
-    result["ratios"], result["robust_ratios"] = ratios, robust_ratios
+            pairs[f"c/b:{mode}"] = (f"c:{mode}", "b")
+    for key, (n, d) in pairs.items():
+        ratios[key], robust_ratios[key] = rate[n] / rate[d], robust[n] / robust[d]
+    # per-round ratios of runs that ran back to back: slow spells of the machine hit both sides of a pair alike
+    paired = {key: common.median([num["slices_per_s"] / den["slices_per_s"] for num, den in zip(timed_rounds(samples[n]), timed_rounds(samples[d]))])
+              for key, (n, d) in pairs.items()}
+    result["ratios"], result["robust_ratios"], result["paired_ratios"] = ratios, robust_ratios, paired
     targets = {}
     if "b/a" in ratios:
         targets["b/a >= 0.95"] = ratios["b/a"] >= 0.95
@@ -333,13 +341,14 @@ def main(argv=None) -> dict:
         key = "b/a" if name == "b" else f"c/b:{name[2:]}" if name.startswith("c:") else None
         ratio = f"{key[:3]} = {ratios[key]:.3f}" if key in ratios else ""
         robust_ratio = f"{robust_ratios[key]:.3f}" if key in robust_ratios else ""
+        paired_ratio = f"{paired[key]:.3f}" if key in paired else ""
         row = [name, r["label"], r["slices_per_s_median"], " / ".join(f"{v:.1f}" for v in r["slices_per_s"]),
-               r["robust_slices_per_s"], r["epoch_slices_per_s_median"], r["epoch_end_s_median"], ratio, robust_ratio]
+               r["robust_slices_per_s"], r["epoch_slices_per_s_median"], r["epoch_end_s_median"], ratio, robust_ratio, paired_ratio]
         if args.device == "cuda":
             row.append("" if r["gpu_utilisation_median"] is None else f"{r['gpu_utilisation_median']:.0f}")
         rows.append(row)
     headers = ["run", "what", "slices/s (median)", "per round", "robust slices/s", "whole-epoch slices/s", "epoch-end s",
-               "ratio", "robust ratio"]
+               "ratio", "robust ratio", "paired ratio"]
     if args.device == "cuda":
         headers.append("GPU util %")
     loader_text = ""
@@ -368,7 +377,8 @@ def main(argv=None) -> dict:
         + loader_text
         + "\n\nslices/s: median over rounds of (timed slices / time from the end of the warm-up iteration to the end of "
         "the epoch-end handlers); robust: from the median iteration time plus the median epoch-end time, less "
-        "sensitive to other load; whole-epoch: from the start of the epoch (loader start-up included)."
+        "sensitive to other load; paired ratio: median over rounds of the ratio of two runs of the same round; whole-epoch: "
+        "from the start of the epoch (loader start-up included)."
     )
     common.finish(args, result, text)
     return result
