@@ -6,6 +6,16 @@ import torch
 import torch.nn.functional as F
 
 
+def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [N, C, height, width], align_corners=False)`` by two broadcast multiply-adds: on the CPU
+    its batched matmul against an ``[N, H*W, 3]`` base grid took half of this module's time (5 of 10 ms per batch)."""
+    x = (torch.arange(width, dtype=theta.dtype, device=theta.device) * 2 + 1) / width - 1
+    y = (torch.arange(height, dtype=theta.dtype, device=theta.device) * 2 + 1) / height - 1
+    t = theta[:, :, :, None, None]  # [N, 2, 3, 1, 1]
+    grid = t[:, :, 0] * x + t[:, :, 1] * y[:, None] + t[:, :, 2]  # [N, 2, H, W]
+    return grid.permute(0, 2, 3, 1)
+
+
 class SliceAugmentation:
     """In-plane augmentation of ``[N, C, H, W]`` slices (2D, 2.5D) or ``[N, C, H, W, D]`` patches (3D: every slice of
     a patch moves alike) with their labels, on the batch's device in one ``grid_sample``.
@@ -87,7 +97,7 @@ class SliceAugmentation:
             image, label = (t.permute(0, 1, 4, 2, 3).flatten(1, 2) for t in (image, label))
         n, _, height, width = image.shape
         theta = self.affine(n, height, width).to(device=image.device, dtype=torch.float32)
-        grid = F.affine_grid(theta, [n, 1, height, width], align_corners=False)
+        grid = affine_grid(theta, height, width)
         label_dtype = label.dtype
         image = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(label_dtype)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from scripts.slice_augmentation import SliceAugmentation
+from scripts.slice_augmentation import SliceAugmentation, affine_grid
 from scripts.slicing import PatchPrepareBatch, SlicePrepareBatch
 
 NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
@@ -86,3 +86,9 @@ def test_prepare_batches_hand_their_output_to_the_augmentation():
     assert seen[-1] == ((8, 1, 8, 8), (8, 1, 8, 8)) and torch.all(image == 1)
     image, _ = PatchPrepareBatch(record)(batch, torch.device("cpu"))
     assert seen[-1] == ((2, 1, 8, 8, 4), (2, 1, 8, 8, 4)) and torch.all(image == 1)
+
+
+def test_affine_grid_is_torchs_on_non_square_slices():
+    theta = SliceAugmentation(rotate_prob=1.0, zoom_prob=1.0).affine(6, 40, 52).float()
+    expected = torch.nn.functional.affine_grid(theta, [6, 1, 40, 52], align_corners=False)
+    assert torch.allclose(affine_grid(theta, 40, 52), expected, atol=1e-6)
