@@ -1,5 +1,5 @@
 """Inference: seconds per volume of a bare forward pass over all slices vs the bundle's inference path (reading
-the NIfTI, orientation, normalisation, in-plane fit, SliceInferer, inversion to the scan's grid, writing the mask).
+the NIfTI, orientation, normalisation, in-plane fit, slice inferer, inversion to the scan's grid, writing the mask).
 
 The bundle path is ``configs/inference.json`` through ``monai.bundle.ConfigWorkflow`` (what ``monai.bundle run``
 builds), its evaluator run over ``--volumes`` scans per repeat; without that config it falls back to the validation

