@@ -3,7 +3,7 @@ the NIfTI, orientation, normalisation, in-plane fit, slice inferer, inversion to
 
 The bundle path is ``configs/inference.json`` through ``monai.bundle.ConfigWorkflow`` (what ``monai.bundle run``
 builds), its evaluator run over ``--volumes`` scans per repeat; without that config it falls back to the validation
-path of ``configs/train.json`` (SliceInferer and inversion, no NIfTI writing) and says so. The bare forward is the
+path of ``configs/train.json`` (slice inferer and inversion, no NIfTI writing) and says so. The bare forward is the
 same network with the same weights, eval mode, no_grad, over the ``D`` slices of an in-memory ``spatial_size``²
 volume, ``slice_batch`` slices at a time. Both are interleaved; medians are reported.
 """
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
         "repeats": args.repeats, "warmup_rounds": args.warmup, "spatial_size": args.spatial_size,
         "slice_batch": args.slice_batch, "amp": amp,
         "bundle_path": "configs/inference.json (evaluator, NIfTI in and out)" if use_inference
-        else "configs/train.json validate#evaluator (SliceInferer + inversion; no NIfTI writing)",
+        else "configs/train.json validate#evaluator (slice inferer + inversion; no NIfTI writing)",
     }}
     with common.Workdir(args.workdir, "infer") as work:
         started = time.perf_counter()
@@ -161,8 +161,8 @@ def main(argv=None) -> dict:
     breakdown = common.table(
         ["bundle phase (median per volume)", "s"],
         [["waiting for data (read, orient, normalise, fit; overlapped by loader workers)", phase_medians["data_wait_s"]],
-         ["forward (SliceInferer, incl. copy to device)", phase_medians["forward_s"]],
-         ["inversion, activation, threshold, writing", phase_medians["post_s"]]],
+         ["forward (slice inferer, incl. copy to device)", phase_medians["forward_s"]],
+         ["inversion, threshold, writing", phase_medians["post_s"]]],
     )
     text = (
         f"### inference ({args.device}, {args.threads} threads, amp={amp}; {h}x{w}x{d} scans, {args.volumes} per round, "
