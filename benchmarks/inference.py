@@ -75,6 +75,7 @@ def main(argv=None) -> dict:
         "shape": [40, 36, 12], "volumes": 1, "repeats": 1, "warmup": 0, "spatial_size": 32, "slice_batch": 8, "num_workers": 0,
     })
     p.add_argument("--shape", type=int, nargs=3, default=[256, 256, 180], metavar=("H", "W", "D"), help="scan shape (default 256 256 180)")
+    p.set_defaults(repeats=5)
     p.add_argument("--volumes", type=int, default=2, help="scans per repeat (default 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--spatial-size", type=int, default=common.cfg_default("spatial_size"))

@@ -185,7 +185,7 @@ def main(argv=None) -> dict:
         "iters_per_epoch": 2, "repeats": 1, "warmup_rounds": 0, "shape": [24, 24, 8], "spatial_size": 32,
         "slices_per_volume": 4, "batch_size": 2, "num_workers": 0,
     })
-    p.set_defaults(repeats=5)
+    p.set_defaults(repeats=9)
     p.add_argument("--iters-per-epoch", type=int, default=6, help="iterations per timed epoch (default 6)")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations at the start of each epoch (default 1)")
     p.add_argument("--warmup-rounds", type=int, default=1, help="untimed rounds of all runs first (default 1)")
