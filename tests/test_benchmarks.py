@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import BUNDLE
 
 
@@ -43,6 +45,8 @@ def test_train_throughput_smoke(tmp_path):
         assert all(positive(v) for v in run["slices_per_s"])
     assert set(result["ratios"]) >= {"b/a", "c/b:disk", "c/b:memory", "c/b:none", "c/b:disk_thread", "c/b:memory_thread"}
     assert all(positive(v) for v in result["ratios"].values())
+    # one timed round in the smoke run: each per-round (paired) ratio is the ratio of the medians
+    assert result["paired_ratios"] == pytest.approx(result["ratios"])
     assert result["best_cache"] in {"disk", "memory", "none", "disk_thread", "memory_thread"}
     assert {"transform", "random", "ms_per_volume"} <= set(result["loader_profile"]["transforms"][0])
     # the disk cache was really written
