@@ -318,7 +318,7 @@ def main(argv=None) -> dict:
             pairs[f"c/b:{mode}"] = (f"c:{mode}", "b")
     for key, (n, d) in pairs.items():
         ratios[key], robust_ratios[key] = rate[n] / rate[d], robust[n] / robust[d]
-    # per-round ratios of runs that ran back to back: slow spells of the machine hit both sides of a pair alike
+    # per-round ratios of runs of the same round (a b c... in turn): a slow spell of the machine hits both sides alike
     paired = {key: common.median([num["slices_per_s"] / den["slices_per_s"] for num, den in zip(timed_rounds(samples[n]), timed_rounds(samples[d]))])
               for key, (n, d) in pairs.items()}
     result["ratios"], result["robust_ratios"], result["paired_ratios"] = ratios, robust_ratios, paired

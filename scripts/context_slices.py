@@ -62,4 +62,5 @@ class ContextSliceInferer(Inferer):
             stop = min(depth, start + self.slice_batch)
             pred = network(context_stack(inputs, self.context_slices, start, stop), *args, **kwargs)
             outputs.append(pred.reshape(batch, stop - start, *pred.shape[1:]).permute(0, 2, 3, 4, 1))
-        return torch.cat(outputs, dim=-1)
+        # in the input's dtype as SliceInferer's: fp16 logits under AMP overflow the sums of the validation loss
+        return torch.cat(outputs, dim=-1).to(inputs.dtype)

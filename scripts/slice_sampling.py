@@ -38,7 +38,8 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
         if depth < self.slab:
             raise ValueError(f"a volume of {depth} slices has no slab of {self.slab}")
         label = torch.as_tensor(label)
-        voxels = label[0] if label.shape[0] == 1 else label.ne(0).any(dim=0)
+        # one channel: foreground is nonzero; more: one-hot with channel 0 the background, as MONAI reads them
+        voxels = label[0] if label.shape[0] == 1 else label[1:].ne(0).any(dim=0)
         foreground = torch.count_nonzero(voxels, dim=(0, 1)).double().numpy()
         background = label.shape[1] * label.shape[2] - foreground
         weights = []

@@ -40,3 +40,13 @@ def test_inferer_matches_per_slice_application_in_any_chunking():
         with torch.no_grad():
             got = ContextSliceInferer(1, slice_batch=chunk)(volume, network)
         assert torch.allclose(got, expected.detach(), atol=1e-6), chunk
+
+
+def test_inferer_returns_the_input_dtype_under_autocast():
+    # fp16/bf16 logits would overflow the validation loss's sums over a whole scan (as SliceInferer, float32 out)
+    network = torch.nn.Conv2d(1, 1, 3, padding=1)
+    volume = torch.randn(1, 1, 16, 12, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert network(volume[..., 0]).dtype == torch.bfloat16
+        pred = ContextSliceInferer(0, slice_batch=2)(volume, network)
+    assert pred.dtype == torch.float32 and pred.shape == (1, 1, 16, 12, 5)

@@ -72,3 +72,13 @@ def test_same_seed_same_slices_plain_tensors_out():
 def test_refuses_an_even_or_empty_slab(slab):
     with pytest.raises(ValueError, match="odd"):
         RandSlicesByPosNegLabeld(["image", "label"], "label", slab=slab)
+
+
+def test_one_hot_labels_take_channel_zero_as_background():
+    data = volume_with_foreground()
+    one_hot = torch.cat([1 - data["label"], data["label"]])  # channel 0 is background: nonzero almost everywhere
+    sampler = RandSlicesByPosNegLabeld(["image", "label"], "label", num_samples=2000, pos=1.0, neg=0.0)
+    sampler.set_random_state(0)
+    frequencies = slice_frequencies(sampler({"image": data["image"], "label": one_hot}), 12)
+    assert frequencies[[3, 4, 9]].sum() == 1.0  # only slices with foreground in channel 1
+    assert abs(frequencies[4] - 16 / 21) < 0.03
