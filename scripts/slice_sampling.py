@@ -42,11 +42,9 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
         voxels = label[0] if label.shape[0] == 1 else label[1:].ne(0).any(dim=0)
         foreground = torch.count_nonzero(voxels, dim=(0, 1)).double().numpy()
         background = label.shape[1] * label.shape[2] - foreground
-        weights = []
-        for counts in (foreground, background):
-            total = counts.sum()
-            weights.append(counts / total if total > 0 else None)
-        fg, bg = weights[0] if weights[0] is not None else weights[1], weights[1] if weights[1] is not None else weights[0]
+        fg_total, bg_total = foreground.sum(), background.sum()
+        fg = foreground / fg_total if fg_total > 0 else background / bg_total
+        bg = background / bg_total if bg_total > 0 else fg
         half = self.slab // 2
         centres = np.empty(self.num_samples, dtype=np.int64)
         for i in range(self.num_samples):
