@@ -72,11 +72,11 @@ def bare_forward(network, volume: torch.Tensor, slice_batch: int, device: str, a
 
 def main(argv=None) -> dict:
     p = common.parser("inference", __doc__.splitlines()[0], smoke={
-        "shape": [40, 36, 12], "volumes": 1, "repeats": 1, "warmup": 0, "spatial_size": 32, "slice_batch": 8, "num_workers": 0,
+        "shape": [40, 36, 12], "volumes": 2, "repeats": 1, "warmup": 0, "spatial_size": 32, "slice_batch": 8, "num_workers": 0,
     })
     p.add_argument("--shape", type=int, nargs=3, default=[256, 256, 180], metavar=("H", "W", "D"), help="scan shape (default 256 256 180)")
     p.set_defaults(repeats=5)
-    p.add_argument("--volumes", type=int, default=2, help="scans per repeat (default 2)")
+    p.add_argument("--volumes", type=int, default=4, help="scans per repeat, one inference run (default 4)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--spatial-size", type=int, default=common.cfg_default("spatial_size"))
     p.add_argument("--slice-batch", type=int, default=common.cfg_default("slice_batch"))
@@ -130,18 +130,24 @@ def main(argv=None) -> dict:
         network = network.to(args.device).eval()
         volume = torch.randn(args.shape[2], 1, args.spatial_size, args.spatial_size)
 
-        bare, bundle, bundle_phases = [], [], []
+        bare, bundle, bundle_phases, first, rest = [], [], [], [], []
         for round_index in range(args.warmup + args.repeats):
             seconds = [bare_forward(network, volume, args.slice_batch, args.device, amp) for _ in range(args.volumes)]
             common.sync(args.device)
             start = time.perf_counter()
             evaluator.run()
             common.sync(args.device)
-            per_volume = (time.perf_counter() - start) / args.volumes
+            run_s = time.perf_counter() - start
+            per_volume = run_s / args.volumes
             if round_index >= args.warmup:
                 bare.append(sum(seconds) / len(seconds))
                 bundle.append(per_volume)
                 bundle_phases.extend(phases.phases[-args.volumes:])
+                # the first scan of a run pays for the loader's start and a read nothing overlaps
+                later = sum(sum(ph.values()) for ph in phases.phases[-args.volumes + 1:]) if args.volumes > 1 else 0.0
+                first.append(run_s - later)
+                if args.volumes > 1:
+                    rest.append(later / (args.volumes - 1))
             print(f"[round {round_index + 1}/{args.warmup + args.repeats}] bare {sum(seconds) / len(seconds):.3f} s, "
                   f"bundle {per_volume:.3f} s per volume", flush=True)
         workflow.finalize()
@@ -149,8 +155,12 @@ def main(argv=None) -> dict:
     bare_s, bundle_s = common.median(bare), common.median(bundle)
     phase_medians = {k: common.median([ph[k] for ph in bundle_phases]) for k in ("data_wait_s", "forward_s", "post_s")}
     result["bare_forward_s"] = {"median": bare_s, "per_round": bare}
-    result["bundle_s"] = {"median": bundle_s, "per_round": bundle, "phases_median": phase_medians}
+    result["bundle_s"] = {"median": bundle_s, "per_round": bundle, "phases_median": phase_medians,
+                          "first_volume_median": common.median(first)}
     result["ratio"] = bundle_s / bare_s
+    if rest:
+        result["bundle_s"]["after_first_median"] = common.median(rest)
+        result["ratio_after_first"] = result["bundle_s"]["after_first_median"] / bare_s
     result["targets"] = {"bundle / bare <= 1.2": result["ratio"] <= 1.2}
     h, w, d = args.shape
     rows = [
@@ -158,7 +168,13 @@ def main(argv=None) -> dict:
          " / ".join(f"{v:.3f}" for v in bare), ""],
         ["bundle", result["settings"]["bundle_path"], bundle_s, " / ".join(f"{v:.3f}" for v in bundle),
          f"{result['ratio']:.2f}x bare"],
+        ["bundle, first scan of a run", "loader start-up and the first read included", result["bundle_s"]["first_volume_median"],
+         " / ".join(f"{v:.3f}" for v in first), f"{result['bundle_s']['first_volume_median'] / bare_s:.2f}x bare"],
     ]
+    if rest:
+        rows.append(["bundle, later scans", "the pipeline full (reads overlapped by the loader workers)",
+                     result["bundle_s"]["after_first_median"], " / ".join(f"{v:.3f}" for v in rest),
+                     f"{result['ratio_after_first']:.2f}x bare"])
     breakdown = common.table(
         ["bundle phase (median per volume)", "s"],
         [["waiting for data (read, orient, normalise, fit; overlapped by loader workers)", phase_medians["data_wait_s"]],
@@ -170,7 +186,7 @@ def main(argv=None) -> dict:
         f"median of {args.repeats} rounds, seconds per volume)\n\n"
         + common.table(["path", "what", "s/volume (median)", "per round", "ratio"], rows)
         + "\n\n" + breakdown + "\n\n"
-        + "\n".join(f"- {k}: {'holds' if v else 'MISSES'} ({result['ratio']:.2f})" for k, v in result["targets"].items())
+        + "\n".join(f"- {k} (whole runs): {'holds' if v else 'MISSES'} ({result['ratio']:.2f})" for k, v in result["targets"].items())
     )
     common.finish(args, result, text)
     return result

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from monai.data import MetaTensor
 from monai.engines import PrepareBatch, default_prepare_batch
 from monai.inferers import Inferer
+from monai.utils import convert_to_dst_type
 
 
 def slab_to_channels(slabs: torch.Tensor) -> torch.Tensor:
@@ -56,11 +58,15 @@ class ContextSliceInferer(Inferer):
         self.context_slices, self.slice_batch = int(context_slices), int(slice_batch)
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args, **kwargs) -> torch.Tensor:
-        batch, depth = inputs.shape[0], inputs.shape[-1]
+        # plain tensors through the network: MetaTensor's per-layer metadata bookkeeping cost 5% of the forward
+        volume = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        batch, depth = volume.shape[0], volume.shape[-1]
         outputs = []
         for start in range(0, depth, self.slice_batch):
             stop = min(depth, start + self.slice_batch)
-            pred = network(context_stack(inputs, self.context_slices, start, stop), *args, **kwargs)
+            pred = network(context_stack(volume, self.context_slices, start, stop), *args, **kwargs)
             outputs.append(pred.reshape(batch, stop - start, *pred.shape[1:]).permute(0, 2, 3, 4, 1))
         # in the input's dtype as SliceInferer's: fp16 logits under AMP overflow the sums of the validation loss
-        return torch.cat(outputs, dim=-1).to(inputs.dtype)
+        pred = torch.cat(outputs, dim=-1).to(inputs.dtype)
+        # a MetaTensor out for a MetaTensor in (as sliding_window_inference): Invertd skips plain predictions
+        return convert_to_dst_type(pred, inputs)[0] if isinstance(inputs, MetaTensor) else pred

@@ -60,6 +60,10 @@ def test_inference_smoke(tmp_path):
     assert positive(result["bare_forward_s"]["median"]) and positive(result["bundle_s"]["median"])
     assert positive(result["ratio"])
     assert set(result["bundle_s"]["phases_median"]) == {"data_wait_s", "forward_s", "post_s"}
+    # one round of 2 scans: the run splits into its first scan and the later one
+    bundle = result["bundle_s"]
+    assert positive(bundle["first_volume_median"]) and positive(bundle["after_first_median"])
+    assert bundle["first_volume_median"] + bundle["after_first_median"] == pytest.approx(2 * bundle["median"], rel=1e-6)
     if (BUNDLE / "configs" / "inference.json").is_file():
         assert "inference.json" in result["settings"]["bundle_path"]
         assert list((tmp_path / "work" / "predictions").glob("*.nii.gz"))  # the bundle path wrote its masks

@@ -50,3 +50,26 @@ def test_inferer_returns_the_input_dtype_under_autocast():
         assert network(volume[..., 0]).dtype == torch.bfloat16
         pred = ContextSliceInferer(0, slice_batch=2)(volume, network)
     assert pred.dtype == torch.float32 and pred.shape == (1, 1, 16, 12, 5)
+
+
+def test_inferer_gives_the_network_plain_tensors_for_a_metatensor_scan():
+    from monai.data import MetaTensor
+
+    seen = []
+
+    class Recording(torch.nn.Conv2d):
+        def forward(self, x):
+            seen.append(type(x))
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    network = Recording(1, 1, 3, padding=1)
+    volume = torch.randn(1, 1, 8, 6, 5)
+    scan = MetaTensor(volume.clone(), affine=torch.diag(torch.tensor([2.0, 1, 1, 1])))
+    with torch.no_grad():
+        plain = ContextSliceInferer(0, slice_batch=2)(volume, network)
+        meta = ContextSliceInferer(0, slice_batch=2)(scan, network)
+    assert seen and all(t is torch.Tensor for t in seen)
+    # the prediction keeps the scan's metadata, which Invertd needs to bring it back to the scan's grid
+    assert isinstance(meta, MetaTensor) and torch.equal(meta.affine, scan.affine)
+    assert torch.equal(meta.as_tensor(), plain)
