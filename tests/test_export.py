@@ -148,8 +148,9 @@ def test_metadata_version_changelog_and_network_format():
     meta = json.loads(open(METADATA).read())
     versions = [tuple(int(p) for p in v.split(".")) for v in meta["changelog"]]
     assert meta["version"] in meta["changelog"] and tuple(int(p) for p in meta["version"].split(".")) == max(versions)
-    assert meta["version"] == "0.5.0" and "inference" in meta["changelog"]["0.2.0"] and "3D" in meta["changelog"]["0.3.0"]
+    assert meta["version"] == "0.5.1" and "inference" in meta["changelog"]["0.2.0"] and "3D" in meta["changelog"]["0.3.0"]
     assert "cache" in meta["changelog"]["0.4.0"] and "slice inferer" in meta["changelog"]["0.5.0"]
+    assert "plain tensors" in meta["changelog"]["0.5.1"]
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     assert image["spatial_shape"] == pred["spatial_shape"] == ["16*n", "16*n"]
     # "16*n" is what the network really takes: any multiple of 16 in, the same size out; 24 does not go through
