@@ -13,11 +13,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from scripts.cases import expected_image, find_cases, pair_cases
 from scripts.flags import as_bool
+from scripts.nifti_reader import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,8 @@ def _warning(path, message) -> Problem:
 def _load(path: Path, problems: list[Problem]):
     """(header-level image, voxel data) or ``None`` after recording why it cannot be read."""
     try:
-        img = nib.load(path)
-        data = np.asanyarray(img.dataobj)
-    except Exception as error:  # nibabel raises many types for truncated gzip or bad headers
+        img, data = load_nifti(path)
+    except Exception as error:  # nibabel and gzip raise many types for truncated files or bad headers
         problems.append(_error(path, f"unreadable NIfTI ({type(error).__name__}: {str(error)[:80]}); re-export or remove the file"))
         return None
     if data.ndim == 4 and data.shape[3] == 1:
