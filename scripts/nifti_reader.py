@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
-from isal import igzip
 from monai.data import NibabelReader
 from monai.data.utils import correct_nifti_header_if_necessary
-from monai.utils import ensure_tuple
+from monai.utils import ensure_tuple, optional_import
+
+# a requirement of the bundle; without it (a MONAI environment that lacks it) files are read by nib.load as before
+igzip, has_isal = optional_import("isal.igzip")
 
 NIFTI1_HEADER_SIZE = 348
 
 
-def open_nifti(path) -> tuple[nib.Nifti1Image, igzip.IGzipFile | None]:
+def open_nifti(path):
     """``(image, stream)``: a NIfTI-1 ``.nii.gz`` as a nibabel image over an ISA-L gzip stream (python-isal), whose
     voxels are decompressed straight into the array when ``dataobj`` is read (a 256x256x180 float32 scan: 0.23 s
     against 0.38 s through ``nib.load``'s zlib); the caller closes the stream after reading them. Anything else
     (``.nii``, NIfTI-2, a file that is not gzip, a damaged header) goes to ``nib.load``, stream ``None``, so it is
     read, or refused, exactly as nibabel does."""
-    if str(path).endswith(".nii.gz"):
+    if has_isal and str(path).endswith(".nii.gz"):
         stream = igzip.open(path, "rb")
         try:
             # sizeof_hdr is 348 in NIfTI-1 (either byte order); parsing anything else as NIfTI-1 logs nibabel errors
@@ -52,17 +54,24 @@ class NiftiReader(NibabelReader):
         self.filenames = ensure_tuple(data)
         self._streams = []
         images = []
-        for name in self.filenames:
-            img, stream = open_nifti(name)
-            if stream is not None:
-                self._streams.append(stream)
-            images.append(correct_nifti_header_if_necessary(img))
+        try:
+            for name in self.filenames:
+                img, stream = open_nifti(name)
+                if stream is not None:
+                    self._streams.append(stream)
+                images.append(correct_nifti_header_if_necessary(img))
+        except Exception:
+            self._close_streams()
+            raise
         return images if len(images) > 1 else images[0]
 
     def get_data(self, img):
         try:
             return super().get_data(img)
         finally:
-            for stream in getattr(self, "_streams", []):
-                stream.close()
-            self._streams = []
+            self._close_streams()
+
+    def _close_streams(self) -> None:
+        for stream in getattr(self, "_streams", []):
+            stream.close()
+        self._streams = []

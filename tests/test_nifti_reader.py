@@ -101,3 +101,15 @@ def test_damaged_files_fail_as_with_nibabel(tmp_path):
         nib.load(not_gzip).get_fdata()
     with pytest.raises(Exception):
         load_nifti(not_gzip)
+
+
+def test_without_isal_files_are_read_by_nibabel(tmp_path, monkeypatch):
+    import scripts.nifti_reader as nifti_reader
+
+    path = scans(tmp_path)["scaled_int16.nii.gz"]
+    monkeypatch.setattr(nifti_reader, "has_isal", False)
+    img, stream = open_nifti(path)
+    assert stream is None and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(path).dataobj))
+    ours = LoadImage(reader=NiftiReader(), image_only=True, ensure_channel_first=True)(path)
+    monai = LoadImage(reader=NibabelReader(), image_only=True, ensure_channel_first=True)(path)
+    assert torch.equal(ours.as_tensor(), monai.as_tensor()) and torch.equal(ours.affine, monai.affine)
