@@ -58,7 +58,7 @@ class ContextSliceInferer(Inferer):
         self.context_slices, self.slice_batch = int(context_slices), int(slice_batch)
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args, **kwargs) -> torch.Tensor:
-        # plain tensors through the network: MetaTensor's per-layer metadata bookkeeping cost 8% of the forward
+        # plain tensors through the network: MetaTensor's per-layer metadata bookkeeping made the forward take 9% longer
         volume = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         batch, depth = volume.shape[0], volume.shape[-1]
         outputs = []

@@ -46,22 +46,19 @@ def load_nifti(path) -> tuple[nib.Nifti1Image, np.ndarray]:
 class NiftiReader(NibabelReader):
     """MONAI's ``NibabelReader`` (same metadata, same arrays) with the files opened by :func:`open_nifti`.
 
-    ``LoadImage`` calls ``read`` and then ``get_data``; the streams opened by ``read`` are closed by ``get_data``."""
+    ``LoadImage`` calls ``read`` and then ``get_data``; ``get_data`` closes the ISA-L streams of the images it was
+    given. No stream is kept on the reader: ``CacheDataset`` loads with one reader shared by a pool of threads."""
 
     def read(self, data, **kwargs):
         if kwargs or self.kwargs:  # nib.load options: nibabel's own path
             return super().read(data, **kwargs)
         self.filenames = ensure_tuple(data)
-        self._streams = []
         images = []
         try:
             for name in self.filenames:
-                img, stream = open_nifti(name)
-                if stream is not None:
-                    self._streams.append(stream)
-                images.append(correct_nifti_header_if_necessary(img))
+                images.append(correct_nifti_header_if_necessary(open_nifti(name)[0]))
         except Exception:
-            self._close_streams()
+            close_streams(images)
             raise
         return images if len(images) > 1 else images[0]
 
@@ -69,9 +66,12 @@ class NiftiReader(NibabelReader):
         try:
             return super().get_data(img)
         finally:
-            self._close_streams()
+            close_streams(ensure_tuple(img))
 
-    def _close_streams(self) -> None:
-        for stream in getattr(self, "_streams", []):
+
+def close_streams(images) -> None:
+    """Close the ISA-L streams that the images' voxels were read from (nibabel's ``ArrayProxy.file_like``)."""
+    for image in images:
+        stream = getattr(image.dataobj, "file_like", None)
+        if has_isal and isinstance(stream, igzip.IGzipFile):
             stream.close()
-        self._streams = []

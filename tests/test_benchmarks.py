@@ -60,10 +60,14 @@ def test_inference_smoke(tmp_path):
     assert positive(result["bare_forward_s"]["median"]) and positive(result["bundle_s"]["median"])
     assert positive(result["ratio"])
     assert set(result["bundle_s"]["phases_median"]) == {"data_wait_s", "forward_s", "post_s"}
-    # one round of 2 scans: the run splits into its first scan and the later one
+    # one round of 2 scans: the first and the later scan are the two iterations' phases (the median of two phase
+    # times is their mean), and the run is those plus what happens outside the iterations
     bundle = result["bundle_s"]
     assert positive(bundle["first_volume_median"]) and positive(bundle["after_first_median"])
-    assert bundle["first_volume_median"] + bundle["after_first_median"] == pytest.approx(2 * bundle["median"], rel=1e-6)
+    both = bundle["first_volume_median"] + bundle["after_first_median"]
+    assert both == pytest.approx(2 * sum(bundle["phases_median"].values()), rel=1e-6)
+    assert bundle["outside_iterations_median"] >= 0
+    assert both + bundle["outside_iterations_median"] == pytest.approx(2 * bundle["median"], rel=1e-6)
     if (BUNDLE / "configs" / "inference.json").is_file():
         assert "inference.json" in result["settings"]["bundle_path"]
         assert list((tmp_path / "work" / "predictions").glob("*.nii.gz"))  # the bundle path wrote its masks

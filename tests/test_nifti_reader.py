@@ -77,14 +77,20 @@ def test_isal_stream_for_nifti1_gz_and_nibabel_for_the_rest(tmp_path, caplog):
     assert np.allclose(voxels, raw * 0.5 - 10.0)
 
 
-def test_reader_closes_its_streams_once_the_data_is_read(tmp_path):
+def test_reader_closes_each_images_stream_when_reads_interleave(tmp_path):
+    # CacheDataset loads with one reader shared by a pool of threads: read(a), read(b), get_data(a), get_data(b)
     paths = scans(tmp_path)
     reader = NiftiReader()
-    img = reader.read(str(paths["float32.nii.gz"]))
-    streams = list(reader._streams)
-    assert len(streams) == 1 and not streams[0].closed
-    reader.get_data(img)
-    assert streams[0].closed and reader._streams == []
+    first = reader.read(str(paths["float32.nii.gz"]))
+    second = reader.read(str(paths["scaled_int16.nii.gz"]))
+    streams = [first.dataobj.file_like, second.dataobj.file_like]
+    assert not any(s.closed for s in streams)
+    first_data, _ = reader.get_data(first)
+    assert streams[0].closed and not streams[1].closed
+    second_data, _ = reader.get_data(second)
+    assert streams[1].closed
+    assert np.array_equal(first_data, np.asanyarray(nib.load(paths["float32.nii.gz"]).dataobj))
+    assert np.array_equal(second_data, np.asanyarray(nib.load(paths["scaled_int16.nii.gz"]).dataobj))
 
 
 def test_damaged_files_fail_as_with_nibabel(tmp_path):
