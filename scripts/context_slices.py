@@ -66,7 +66,6 @@ class ContextSliceInferer(Inferer):
             stop = min(depth, start + self.slice_batch)
             pred = network(context_stack(volume, self.context_slices, start, stop), *args, **kwargs)
             outputs.append(pred.reshape(batch, stop - start, *pred.shape[1:]).permute(0, 2, 3, 4, 1))
-        # in the input's dtype as SliceInferer's: fp16 logits under AMP overflow the sums of the validation loss
-        pred = torch.cat(outputs, dim=-1).to(inputs.dtype)
-        # a MetaTensor out for a MetaTensor in (as sliding_window_inference): Invertd skips plain predictions
-        return convert_to_dst_type(pred, inputs)[0] if isinstance(inputs, MetaTensor) else pred
+        # the input's type and dtype, as SliceInferer's: Invertd skips plain predictions, and fp16 logits under AMP
+        # overflow the sums of the validation loss
+        return convert_to_dst_type(torch.cat(outputs, dim=-1), inputs)[0]
