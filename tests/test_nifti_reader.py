@@ -63,16 +63,18 @@ def test_loads_what_monai_nibabel_reader_loads(tmp_path, name):
 def test_isal_stream_for_nifti1_gz_and_nibabel_for_the_rest(tmp_path, caplog):
     paths = scans(tmp_path)
     for name in ("float32.nii.gz", "scaled_int16.nii.gz", "channel.nii.gz"):
-        img, stream = open_nifti(paths[name])
-        assert stream is not None and type(stream).__module__.startswith("isal"), name
+        img = open_nifti(paths[name])
+        stream = img.dataobj.file_like
+        assert type(stream).__module__.startswith("isal"), name
         assert np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(paths[name]).dataobj))
         stream.close()
     for name in ("plain.nii", "nifti2.nii.gz"):
-        img, stream = open_nifti(paths[name])
-        assert stream is None and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(paths[name]).dataobj))
+        img = open_nifti(paths[name])
+        assert isinstance(img.dataobj.file_like, str) and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(paths[name]).dataobj))
     assert not [r for r in caplog.records if r.name.startswith("nibabel")]  # no header complaints from a wrong guess
     # the scaled int16 comes back scaled, as nibabel's dataobj gives it
     img, voxels = load_nifti(paths["scaled_int16.nii.gz"])
+    assert img.dataobj.file_like.closed  # load_nifti closes the stream once the voxels are read
     raw = np.asanyarray(nib.load(paths["scaled_int16.nii.gz"]).dataobj.get_unscaled())
     assert np.allclose(voxels, raw * 0.5 - 10.0)
 
@@ -114,8 +116,8 @@ def test_without_isal_files_are_read_by_nibabel(tmp_path, monkeypatch):
 
     path = scans(tmp_path)["scaled_int16.nii.gz"]
     monkeypatch.setattr(nifti_reader, "has_isal", False)
-    img, stream = open_nifti(path)
-    assert stream is None and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(path).dataobj))
+    img = open_nifti(path)
+    assert isinstance(img.dataobj.file_like, str) and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(path).dataobj))
     ours = LoadImage(reader=NiftiReader(), image_only=True, ensure_channel_first=True)(path)
     monai = LoadImage(reader=NibabelReader(), image_only=True, ensure_channel_first=True)(path)
     assert torch.equal(ours.as_tensor(), monai.as_tensor()) and torch.equal(ours.affine, monai.affine)
