@@ -143,8 +143,9 @@ def main(argv=None) -> dict:
             if round_index >= args.warmup:
                 bare.append(sum(seconds) / len(seconds))
                 bundle.append(per_volume)
-                run_phases = [sum(ph.values()) for ph in phases.phases[-args.volumes:]]
-                bundle_phases.extend(phases.phases[-args.volumes:])
+                run = phases.phases[-args.volumes:]
+                bundle_phases.extend(run)
+                run_phases = [sum(ph.values()) for ph in run]
                 # the first scan pays for the loader's start (its workers start after EPOCH_STARTED) and a lone read
                 first.append(run_phases[0])
                 if args.volumes > 1:
