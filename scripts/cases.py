@@ -123,3 +123,10 @@ def split_cases(
     n_val = min(max(1, round(val_set_size * len(cases))), len(cases) - 1)
     train, val = train_test_split(cases, test_size=n_val, random_state=seed, shuffle=True)
     return train, val
+
+
+def along_planes(cases: list[dict], planes) -> list[dict]:
+    """One training item per case and plane in ``planes`` (``slice_plane`` names it, for ``SliceAxisd(plane_key=
+    "slice_plane")``), so a 2D network trained on axially acquired scans has also seen coronal and sagittal slices
+    when a coronal scan comes to inference. ``["auto"]`` keeps one item per case, sliced as ``slice_axis`` says."""
+    return [{**case, "slice_plane": plane} for case in cases for plane in planes]

