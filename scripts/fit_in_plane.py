@@ -51,7 +51,7 @@ class FitInPlane(InvertibleTransform):
         resized = _interpolate(img.as_tensor(), (new_h, new_w), mode or self.mode)
         # padded with the volume's lowest value, its background: after z-scoring, 0 is the mean of the head
         out = torch.full(
-            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]), float(resized.amin()) if resized.numel() else 0.0,
+            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]), float(img.amin()) if img.numel() else 0.0,
             dtype=resized.dtype, device=resized.device,
         )
         out[:, pad_h : pad_h + new_h, pad_w : pad_w + new_w] = resized

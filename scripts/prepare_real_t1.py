@@ -200,7 +200,8 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
             logger.info("%s: %s @ %s mm, brain %.0f ml", case, img.shape, spacing, cases[-1]["brain_ml"])
     (output_dir / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
     rows = [f"| {s} | {FILES[s]} | {LICENCES[s]} |" for s in sources]
-    (output_dir / "SOURCES.md").write_text("# Sources\n\n| source | files | licence |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n")
+    header = "# Sources\n\n| source | files | licence |\n| --- | --- | --- |\n"
+    (output_dir / "SOURCES.md").write_text(header + "\n".join(rows) + "\n")
     return cases
 
 

@@ -17,7 +17,8 @@ METADATA = str(BUNDLE / "configs" / "metadata.json")
 LOGGING = str(BUNDLE / "configs" / "logging.conf")
 
 # small sizes so a real epoch takes seconds on two CPU cores
-FAST = {"epochs": 1, "batch_size": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4, "slice_batch": 16}
+FAST = {"epochs": 1, "iterations_per_epoch": 2, "batch_size": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4,
+        "slice_batch": 16}
 
 # (shape, spacing, voxel-axis -> world-axis, intensity max): mixed shapes, spacings, orientations and ranges
 VOLUMES = [
@@ -107,7 +108,7 @@ ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # the short training of `trained_bundle`, and the settings inference and evaluation must share with it
 TRAINED = {"spatial_size": 32, "slice_batch": 16, "num_workers": 0}
 SHORT_TRAINING = {
-    **TRAINED, "epochs": 40, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
+    **TRAINED, "epochs": 40, "iterations_per_epoch": 2, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
     "lr": 0.003, "max_lr": 0.03, "amp": "false", "device": "cpu",
 }
 

@@ -113,3 +113,26 @@ def test_compare_modes_smoke(tmp_path):
         assert row["epochs"] == 1 and positive(row["median_epoch_seconds"])
         assert 0 <= row["test_dice"] <= 1 and 0 <= row["best_dice"] <= 1
     assert "| 3D |" in proc.stdout
+
+
+def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path):
+    from tests.conftest import VOLUMES, write_dataset
+
+    data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
+    sources = ["a", "a", "b", "b", "c", "c"]
+    cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(sources)]
+    (data / "cases.json").write_text(json.dumps(cases))
+    out = tmp_path / "loso.json"
+    settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
+    cmd = [sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data), "--sources", "a", "b", "c",
+           "--holdout", "b", "--work_dir", str(tmp_path / "work"), "--json", str(out),
+           "--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}", "--inference_args", settings]
+    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [r["case"] for r in rows] == ["case_02", "case_03"]
+    assert all(r["trained_on"] == ["a", "c"] and 0.0 <= r["dice"] <= 1.0 and r["train_minutes"] > 0 for r in rows)
+    trained = sorted(p.name for p in (tmp_path / "work" / "b" / "train" / "labelsTr").iterdir())
+    assert trained == ["case_00.nii.gz", "case_01.nii.gz", "case_04.nii.gz", "case_05.nii.gz"]
+    assert "| case_02 | a, c |" in proc.stdout

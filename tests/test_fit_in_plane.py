@@ -14,8 +14,10 @@ def world(affine, index):
 def test_longer_physical_side_fills_the_size_and_aspect_is_kept():
     # 40 x 20 voxels at 0.5 x 2.0 mm: 20 mm x 40 mm, so W is the longer physical side
     img = MetaTensor(torch.ones(1, 40, 20, 7), affine=torch.diag(torch.tensor([0.5, 2.0, 3.0, 1.0])))
+    out = FitInPlane(64)(img - 2.0)  # -1 everywhere: the padding (the lowest value) is -1 too
+    assert out.shape == (1, 64, 64, 7) and torch.all(out == -1.0)
+    img[0, 0, 0] = 0.0  # the lowest value, so the padding is 0
     out = FitInPlane(64)(img)
-    assert out.shape == (1, 64, 64, 7)
     rows = out[0, :, :, 0].sum(1) > 0
     cols = out[0, :, :, 0].sum(0) > 0
     assert cols.sum() == 64 and rows.sum() == 32  # 20 mm : 40 mm
@@ -47,3 +49,10 @@ def test_invert_restores_shape_affine_and_values(axcodes_affine):
     assert restored.shape == img.shape
     assert np.allclose(np.asarray(restored.affine), axcodes_affine)
     assert ((restored > 0.5) == (image > 0.5)).float().mean() > 0.97
+
+
+def test_padding_is_the_volumes_lowest_value_its_background():
+    image = torch.full((1, 40, 20, 3), 1.5)
+    image[0, :5] = -2.2  # a z-scored scan: air is negative, 0 is the head's mean
+    out = FitInPlane(32)(MetaTensor(image, affine=torch.eye(4)))
+    assert torch.all(out[0, :, :4] == -2.2) and torch.all(out[0, :, -4:] == -2.2)

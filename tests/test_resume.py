@@ -7,7 +7,10 @@ from ignite.engine import Events
 
 from tests.conftest import FAST, TRAIN_CONFIG, checkpoint_dir, cli_args, make_workflow, run_bundle, write_dataset
 
-SETTINGS = {**FAST, "epochs": 4, "ckpt_period": 1, "ckpt_keep": 2, "bn_calibration_batches": 2}
+# 3 iterations an epoch from 4 training volumes (12 items along 3 planes), loaded by 2 persistent workers: a resumed
+# run must draw the same items and random transforms whichever worker loads them
+SETTINGS = {**FAST, "epochs": 4, "iterations_per_epoch": 3, "num_workers": 2, "ckpt_period": 1, "ckpt_keep": 2,
+            "bn_calibration_batches": 2}
 
 
 def train_until(root: Path, data: Path, stop_after: int | None = None) -> None:
@@ -27,11 +30,11 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
     args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path / "split"), "--dataset_dir", str(data)]
     result = run_bundle([*args, *cli_args(SETTINGS), "--resume", "true"])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resumed from" in result.stdout and "epoch 2, iteration 4" in result.stdout
+    assert "Resumed from" in result.stdout and "epoch 2, iteration 6" in result.stdout
 
     full = torch.load(checkpoint_dir(tmp_path / "full" / "runs") / "last.pth", weights_only=True)
     resumed = torch.load(checkpoint_dir(tmp_path / "split" / "runs") / "last.pth", weights_only=True)
-    assert resumed["epoch"] == full["epoch"] == 4 and resumed["global_step"] == full["global_step"]
+    assert resumed["epoch"] == full["epoch"] == 4 and resumed["global_step"] == full["global_step"] == 12
     for key, tensor in full["model_state"].items():
         assert torch.equal(tensor, resumed["model_state"][key]), key
     assert resumed["scheduler_state"]["last_epoch"] == full["scheduler_state"]["last_epoch"]

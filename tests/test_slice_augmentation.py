@@ -6,7 +6,7 @@ import torch
 from scripts.slice_augmentation import SliceAugmentation, affine_grid
 from scripts.slicing import PatchPrepareBatch, SlicePrepareBatch
 
-NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
+NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, translate_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
 
 
 def asymmetric_slices(n: int = 8, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,3 +92,23 @@ def test_affine_grid_is_torchs_on_non_square_slices():
     theta = SliceAugmentation(rotate_prob=1.0, zoom_prob=1.0).affine(6, 40, 52).float()
     expected = torch.nn.functional.affine_grid(theta, [6, 1, 40, 52], align_corners=False)
     assert torch.allclose(affine_grid(theta, 40, 52), expected, atol=1e-6)
+
+
+def test_a_shift_moves_image_and_label_alike_and_pads_the_image_with_its_background():
+    image, label = asymmetric_slices(n=4)
+    image = image - 3.0  # z-scored: the background is negative, 0 would be mid-grey tissue
+    augment = SliceAugmentation(**{**NOTHING, "translate_prob": 1.0, "translate_range": 0.25})
+    out_image, out_label = augment(image, label)
+    for img, lab, src in zip(out_image[:, 0], out_label[:, 0], image[:, 0]):
+        rows, cols = torch.nonzero(lab, as_tuple=True)
+        assert (rows.float().mean(), cols.float().mean()) != (6.0, 9.0)  # the rectangle moved ...
+        assert lab.sum() > 0 and ((img > -1.0) == (lab > 0)).float().mean() > 0.97  # ... with the image's rectangle
+        assert img.min() >= src.min() - 1e-4  # the uncovered border is the slice's lowest value, not 0
+        assert (img <= src.min() + 1e-4).sum() > 0
+
+
+def test_a_zoom_out_pads_with_the_background():
+    image = torch.full((2, 1, 16, 16), 2.0)
+    image[:, :, 0, 0] = -3.0
+    out, _ = SliceAugmentation(**{**NOTHING, "zoom_prob": 1.0, "zoom_range": (0.5, 0.5)})(image, torch.zeros(2, 1, 16, 16))
+    assert torch.allclose(out[:, :, 0, 8], torch.full((2, 1), -3.0)) and out.max() <= 2.0 + 1e-4

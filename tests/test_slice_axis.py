@@ -82,3 +82,17 @@ def test_image_and_label_get_the_same_axis():
     label = MetaTensor(torch.zeros(1, 4, 5, 6), affine=affine)
     out = SliceAxisd(["image", "label"])({"image": image, "label": label})
     assert out["image"].shape == out["label"].shape == (1, 4, 6, 5)
+
+
+def test_an_item_naming_its_plane_is_sliced_along_it_and_cases_come_once_per_plane():
+    from scripts.cases import along_planes
+
+    items = along_planes([{"image": "a"}, {"image": "b"}], ["axial", "coronal", "sagittal"])
+    assert [(i["image"], i["slice_plane"]) for i in items[:3]] == [("a", "axial"), ("a", "coronal"), ("a", "sagittal")]
+    assert len(items) == 6 and along_planes([{"image": "a"}], ["auto"]) == [{"image": "a", "slice_plane": "auto"}]
+    volume = MetaTensor(torch.arange(2 * 3 * 4.0).reshape(1, 2, 3, 4), affine=diag_affine((1.0, 1.0, 3.0)))
+    transform = SliceAxisd(keys=["image", "label"], slice_axis="auto", plane_key="slice_plane")
+    for plane, shape in (("coronal", (1, 2, 4, 3)), ("sagittal", (1, 3, 4, 2)), ("auto", (1, 2, 3, 4))):
+        out = transform({"image": volume, "label": volume.clone(), "slice_plane": plane})
+        assert out["image"].shape == out["label"].shape == shape
+    assert SliceAxisd(keys="image", slice_axis="coronal")({"image": volume, "slice_plane": "axial"})["image"].shape == (1, 2, 4, 3)

@@ -101,6 +101,7 @@ def test_cli_overrides_reach_the_run(tmp_path):
         "lr": 2e-4,
         "max_lr": 2e-3,
         "val_set_size": 0.4,
+        "iterations_per_epoch": 3,
         "seed": 7,
         "device": "cpu",  # a string, with amp left on: amp must then simply not apply
     }
@@ -112,8 +113,8 @@ def test_cli_overrides_reach_the_run(tmp_path):
     config = state["config"]
     assert config["loss_function"] == "dice" and config["dropout_rate"] == 0.25 and config["seed"] == 7
     assert config["val_set_size"] == 0.4 and config["batch_size"] == 1
-    # 5 volumes, 40% for validation -> 3 training volumes -> 3 iterations of batch 1
-    assert state["global_step"] == 3
+    # 5 volumes, 40% for validation -> 3 training volumes; an epoch is iterations_per_epoch steps whatever their number
+    assert state["global_step"] == 3 and config["iterations_per_epoch"] == 3
     assert state["scheduler_state"]["total_steps"] == 3
     assert state["optimizer_state"]["param_groups"][0]["initial_lr"] == pytest.approx(2e-4)
     assert not (tmp_path / "demo_data").exists()  # folders given one by one: no demo data written

@@ -1,0 +1,45 @@
+"""scripts/prepare_real_t1.py: the multi-source set's layout and its second (coronal, 2x3x2 mm) acquisitions.
+
+The icbm09 source alone: it comes from nilearn (the optional example extra), the others need a package download."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytest.importorskip("nilearn")
+
+from scripts.cases import find_cases  # noqa: E402
+from scripts.prepare_real_t1 import build  # noqa: E402
+
+
+def world_centroid(path) -> np.ndarray:
+    image = nib.load(path)
+    voxels = np.argwhere(np.asarray(image.dataobj) > 0)
+    return (image.affine @ np.append(voxels.mean(0), 1.0))[:3]
+
+
+def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path):
+    cases = build(tmp_path, tmp_path / "packages", sources=("icbm09",))
+    assert [c["case"] for c in cases] == ["icbm09_native", "icbm09_cor2x3x2"]
+    assert json.loads((tmp_path / "cases.json").read_text()) == cases
+    assert "icbm09" in (tmp_path / "SOURCES.md").read_text() and not (tmp_path / "packages").exists()
+    found = {c["case"]: c for c in find_cases(tmp_path / "imagesTr", tmp_path / "labelsTr")}
+    assert set(found) == {"icbm09_native", "icbm09_cor2x3x2"}
+    native, second = found["icbm09_native"], found["icbm09_cor2x3x2"]
+    for case in (native, second):
+        image, label = nib.load(case["image"]), nib.load(case["label"])
+        assert image.shape == label.shape and np.allclose(image.affine, label.affine)
+        assert set(np.unique(np.asarray(label.dataobj))) == {0, 1}
+    image = nib.load(second["image"])
+    assert np.allclose(np.linalg.norm(image.affine[:3, :3], axis=0), (2.0, 3.0, 2.0))
+    assert image.get_data_dtype() == np.uint8 and int(np.asarray(image.dataobj).max()) == 255
+    # the same brain in world space: the centroid within a voxel, the volume within 3 %
+    assert np.linalg.norm(world_centroid(second["label"]) - world_centroid(native["label"])) < 2.0
+    assert cases[1]["brain_ml"] == pytest.approx(cases[0]["brain_ml"], rel=0.03)
+    # the native mask holds the ventricles (holes filled): no enclosed background
+    from scipy import ndimage
+
+    mask = np.asarray(nib.load(native["label"]).dataobj) > 0
+    assert np.array_equal(ndimage.binary_fill_holes(mask), mask)
