@@ -81,7 +81,7 @@ def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
         path = out_dir / f"{case}.nii.gz"
         if not path.exists():
             _, mask = robex(nib.load(image))
-            nib.save(nib.Nifti1Image(np.asarray(mask.dataobj).astype(np.uint8), mask.affine), path)
+            nib.save(nib.Nifti1Image((np.asarray(mask.get_fdata()) > 0).astype(np.uint8), mask.affine), path)
         masks[case] = path
     return masks
 

@@ -1,4 +1,4 @@
-"""TorchScript and ONNX export match PyTorch; model-zoo checks (metadata, network shape, README, large files)."""
+"""TorchScript and ONNX export match PyTorch; model-zoo checks (metadata, network shape, README)."""
 
 from __future__ import annotations
 

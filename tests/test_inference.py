@@ -52,7 +52,10 @@ def load(path: Path) -> np.ndarray:
 def test_network_preprocessing_and_inferer_are_those_of_train_json():
     train, infer_cfg = ConfigParser.load_config_file(TRAIN_CONFIG), ConfigParser.load_config_file(INFERENCE_CONFIG)
     assert infer_cfg["network_def"] == train["network_def"]
-    assert infer_cfg["slice_inferer"] == train["validate"]["inferer"]
+    assert infer_cfg["slice_inferer"] == train["validate"]["slice_inferer"]
+    assert infer_cfg["inference_planes"] == train["inference_planes"]
+    planes = {k: v for k, v in infer_cfg["plane_inferer"].items() if k not in ("inferer", "planes")}
+    assert planes == {k: v for k, v in train["validate"]["inferer"].items() if k not in ("inferer", "planes")}
     # every validation transform that touches the image, in the same order with the same arguments
     validation = [t for t in train["validate"]["preprocessing"]["transforms"] if "image" in t["keys"]]
     inference = infer_cfg["preprocessing"]["transforms"]
@@ -65,7 +68,7 @@ def test_network_preprocessing_and_inferer_are_those_of_train_json():
 def test_slices_go_through_the_network_slice_batch_at_a_time():
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)
-    parser.update({"spatial_size": 16, "slice_batch": 4})
+    parser.update({"spatial_size": 16, "slice_batch": 4, "inference_planes": ["axial"]})
     inferer = parser.get_parsed_content("inferer")
     seen = []
 
@@ -77,6 +80,28 @@ def test_slices_go_through_the_network_slice_batch_at_a_time():
     out = inferer(volume, network)
     assert seen == [(4, 1, 16, 16), (4, 1, 16, 16), (2, 1, 16, 16)]
     assert torch.allclose(out, volume * 2)
+
+
+def test_every_plane_is_predicted_and_its_logits_come_back_to_the_scans_grid():
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    parser.update({"spatial_size": 16, "slice_batch": 64})
+    inferer = parser.get_parsed_content("inferer")
+    seen = []
+
+    def network(x):  # marks which plane it saw by the input's in-plane shape, and doubles it
+        seen.append(tuple(x.shape))
+        return x * 2
+
+    volume = torch.randn(1, 1, 16, 16, 16)
+    assert torch.allclose(inferer(volume, network), volume * 2, atol=1e-5)  # three planes, each inverted exactly
+    assert seen == [(16, 1, 16, 16)] * 3
+    # a non-cubic volume: each plane's slices are fitted into 16 x 16, the output is on the input's grid
+    seen.clear()
+    flat = torch.ones(1, 1, 8, 16, 4)
+    out = inferer(flat, network)
+    assert out.shape == flat.shape and seen == [(4, 1, 16, 16), (16, 1, 16, 16), (8, 1, 16, 16)]
+    assert torch.allclose(out, flat * 2, atol=1e-5)
 
 
 # --- flip TTA ---------------------------------------------------------------------------------------------------

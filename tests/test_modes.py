@@ -95,7 +95,7 @@ def test_inference_parts_equal_the_training_parts(mode):
     infer_cfg = ConfigParser()
     infer_cfg.read_config(configs(INFERENCE_CONFIG, MODES[mode]["infer"]))
     assert infer_cfg["network_def"] == train_cfg["network_def"]
-    assert infer_cfg["slice_inferer"] == train_cfg["validate"]["inferer"]
+    assert infer_cfg["slice_inferer"] == train_cfg["validate"]["slice_inferer"]
     layer = ConfigParser.load_config_file(BUNDLE / MODES[mode]["train"])
     shared = [k for k in layer if "#" not in k and not k.startswith("_") and k not in ("unet_dimensions", "layered_mode")]
     shared = [k for k in shared if k != "patches_per_volume"]  # training only
