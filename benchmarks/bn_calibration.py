@@ -79,7 +79,8 @@ def main(argv=None) -> dict:
         for name, calibrate in (("with", True), ("without", False)):
             workflow = common.config_workflow(
                 common.TRAIN_CONFIG, "train", bundle_root=work / name, dataset_dir=data, device=common.device_override(args.device),
-                epochs=rounds, val_interval=common.NO_VALIDATION, bn_calibration=calibrate,
+                epochs=rounds, iterations_per_epoch=args.iters_per_epoch, val_interval=common.NO_VALIDATION,
+                bn_calibration=calibrate,
                 **{f"train#handlers#{calibration_handler_index()}#interval": 1}, **overrides,
             )
             timer = common.EpochTimer(1, args.device)

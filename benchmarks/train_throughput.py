@@ -147,8 +147,8 @@ class BundleRun:
 
     def __init__(self, args, bundle_root: Path, dataset_dir: Path, total_epochs: int, overrides: dict, profile: bool = False) -> None:
         settings = {
-            "epochs": total_epochs, "val_interval": common.NO_VALIDATION, "amp": args.amp_on,
-            "batch_size": args.batch_size, "slices_per_volume": args.slices_per_volume,
+            "epochs": total_epochs, "iterations_per_epoch": args.iters_per_epoch, "val_interval": common.NO_VALIDATION,
+            "amp": args.amp_on, "batch_size": args.batch_size, "slices_per_volume": args.slices_per_volume,
             "spatial_size": args.spatial_size, "num_workers": args.num_workers,
         }
         if args.compile:
