@@ -25,11 +25,11 @@ class SliceAugmentation:
     training step on a 2-core machine; here the same draws cost one batched resampling. Probabilities and ranges
     follow those transforms: flips of each in-plane axis (``flip_prob``), a rotation in ``[-rotate_range,
     rotate_range]`` radians (``rotate_prob``), a zoom drawn per axis from ``zoom_range`` (``zoom_prob``, > 1
-    magnifies, so the field of view cuts the head elsewhere), a shift of up to ``translate_range`` of the slice's size
-    per axis (``translate_prob``), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``, ``x + v`` with ``|v| <=
-    shift_range``, and Gaussian noise of a standard deviation drawn from ``[0, noise_std]``. Labels are resampled
-    with nearest neighbours and padded with 0; images are padded with each slice's lowest value (its background: 0
-    is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
+    magnifies, so the field of view cuts the head elsewhere), a shift of up to ``translate_range`` of the slice's
+    size per axis (``translate_prob``), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``,
+    ``x + v`` with ``|v| <= shift_range``, and Gaussian noise of a standard deviation drawn from ``[0, noise_std]``.
+    Labels are resampled with nearest neighbours and padded with 0; images are padded with each slice's lowest value
+    (its background: 0 is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
     reseeds every epoch, so a resumed run augments as the uninterrupted one.
     """
 
