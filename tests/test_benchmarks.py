@@ -125,7 +125,7 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     out = tmp_path / "loso.json"
     settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
     cmd = [sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data), "--sources", "a", "b", "c",
-           "--holdout", "b", "--work_dir", str(tmp_path / "work"), "--json", str(out),
+           "--holdout", "b", "--work_dir", str(tmp_path / "work"), "--json", str(out), "--baseline", "none",
            "--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}", "--inference_args", settings]
     proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"})
