@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     overrides = {"epochs": args.epochs, "num_workers": 0}
     if args.smoke:
-        overrides = {"epochs": 1, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4, "patch_size": "[32,32,16]"}
+        overrides = {"epochs": 1, "iterations_per_epoch": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4,
+                     "patch_size": "[32,32,16]"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes.split(","):
@@ -88,7 +89,9 @@ def main(argv=None) -> int:
     print(f"| mode | final val Dice | best val Dice | epochs | median s/epoch |{test}")
     print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if args.test_dir else ""))
     for row in rows:
-        cells = f" {row['test_dice']:.4f} | {row['test_hd95_mm']:.2f} |" if args.test_dir else ""
+        # HD95 is undefined (None) when every prediction or label is empty
+        hd95 = "n/a" if row.get("test_hd95_mm") is None else f"{row['test_hd95_mm']:.2f}"
+        cells = f" {row['test_dice']:.4f} | {hd95} |" if args.test_dir else ""
         print(f"| {row['mode']} | {row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f} |{cells}")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": overrides, "results": rows}, indent=2))

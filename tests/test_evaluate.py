@@ -132,6 +132,7 @@ def test_evaluation_writes_the_known_values_for_hand_made_cases(tmp_path, one_to
         bundle_root=str(tmp_path), dataset_dir=str(data), eval_split="all", eval_output_dir=str(out),
         network=Threshold(), spatial_size=16, num_workers=0,
         intensity_normalisation="zscore_nonzero",  # Threshold keys on "above the mean of all (nonzero) voxels"
+        inference_planes=["auto"], postprocessing_lcc=False,  # one plane, fitted exactly; both predicted slabs kept
     )
     workflow.initialize()
     workflow.run()
