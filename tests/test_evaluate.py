@@ -184,7 +184,8 @@ def test_cli_scores_the_validation_split_of_a_trained_model(trained_bundle, tmp_
         true_ml = float((np.asarray(label.dataobj) > 0).sum()) * abs(np.linalg.det(label.affine[:3, :3])) / 1000
         row = rows[case["case"]]
         assert row["true_volume_ml"] == pytest.approx(true_ml, rel=1e-6)
-        assert row["dice"] >= 0.9 and 0 <= row["hd95_mm"] < 5 and 0 <= row["asd_mm"] <= row["hd95_mm"]
+        # (ASD can exceed HD95 when over 95 % of the surface is exact: both are 0-0.02 mm here)
+        assert row["dice"] >= 0.9 and 0 <= row["hd95_mm"] < 5 and 0 <= row["asd_mm"] < 5
         assert row["pred_volume_ml"] == pytest.approx(true_ml, rel=0.2)
         print(f"{case['case']}: {row}")
     summary = json.loads((out / "summary.json").read_text())
