@@ -8,9 +8,9 @@ from pathlib import Path
 from scripts.data_cache import CACHE_MODES
 from scripts.flags import as_bool
 from scripts.losses import LOSSES
+from scripts.slice_axis import SLICE_AXES
 
 UNET_DIMENSIONS = ("2D", "2.5D", "3D")
-TRAINING_PLANES = ("auto", "axial", "coronal", "sagittal")
 MODE_FILES = {"2D": "configs/train.json", "2.5D": "configs/train_2.5d.json", "3D": "configs/train_3d.json"}
 
 
@@ -43,8 +43,8 @@ def problems_in(settings: dict) -> list[str]:
     if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
         found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
     planes = settings.get("training_planes", ["auto"])
-    if isinstance(planes, str) or not planes or any(p not in TRAINING_PLANES for p in planes):
-        found.append(f"training_planes={planes!r}: a list of {', '.join(TRAINING_PLANES[1:])} (or ['auto']), "
+    if isinstance(planes, str) or not planes or any(p not in SLICE_AXES for p in planes):
+        found.append(f"training_planes={planes!r}: a list of {', '.join(SLICE_AXES[1:])} (or ['auto']), "
                      "e.g. --training_planes \"['axial','coronal','sagittal']\"")
     for key in ("epochs", "iterations_per_epoch", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches",
                 "ckpt_period", "ckpt_keep"):

@@ -72,3 +72,11 @@ def test_unwritable_output_dir(tmp_path, dataset):
     blocker.write_text("")
     log = refused(tmp_path, dataset, output_dir=blocker / "runs")
     assert f"output_dir={blocker / 'runs'}: cannot write there" in log
+
+
+def test_training_planes_and_iterations_per_epoch_are_checked():
+    assert problems_in({**GOOD, "training_planes": ["axial", "coronal", "sagittal"], "iterations_per_epoch": 50}) == []
+    found = problems_in({**GOOD, "training_planes": ["axial", "oblique"], "iterations_per_epoch": 0})
+    assert any(line.startswith("training_planes=['axial', 'oblique']") for line in found)
+    assert any(line.startswith("iterations_per_epoch=0") for line in found)
+    assert any(line.startswith("training_planes='axial'") for line in problems_in({**GOOD, "training_planes": "axial"}))
