@@ -25,6 +25,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from benchmarks import common
 from scripts.surface_metrics import case_metrics
 
 BUNDLE = Path(__file__).resolve().parents[1]
@@ -117,14 +118,13 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
 def table(rows: list[dict]) -> str:
     headers = ["held-out case", "trained on", "Dice", "HD95 mm", "FP ml", "FN ml", "recall", "ROBEX Dice", "ROBEX HD95 mm",
                "training min"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    cells = []
     for r in rows:
         robex = r.get("robex", {})
-        cells = [r["case"], ", ".join(r["trained_on"]), f"{r['dice']:.4f}", f"{r['hd95_mm']:.2f}", f"{r['fp_ml']:.1f}",
-                 f"{r['fn_ml']:.1f}", f"{r['recall']:.3f}", f"{robex.get('dice', float('nan')):.4f}",
-                 f"{robex.get('hd95_mm', float('nan')):.2f}", f"{r['train_minutes']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells.append([r["case"], ", ".join(r["trained_on"]), f"{r['dice']:.4f}", f"{r['hd95_mm']:.2f}", f"{r['fp_ml']:.1f}",
+                      f"{r['fn_ml']:.1f}", f"{r['recall']:.3f}", f"{robex.get('dice', float('nan')):.4f}",
+                      f"{robex.get('hd95_mm', float('nan')):.2f}", f"{r['train_minutes']:.1f}"])
+    return common.table(headers, cells)
 
 
 def main(argv=None) -> None:
