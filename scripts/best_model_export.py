@@ -1,4 +1,5 @@
-"""At the end of training, put the best weights back into the network and write ``models/model.pt``."""
+"""At the end of training, put the best weights back into the network and write ``models/model.pt`` with the
+settings it expects beside it (``models/model.json``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+from scripts import model_settings as settings_file
 from scripts.durable_disk_saver import save_durably
 from scripts.training_state import unwrap
 
@@ -17,13 +19,14 @@ logger = logging.getLogger(__name__)
 
 class ExportBestModel:
     """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network (on every rank) and
-    save its bare state dict (model-zoo convention) to ``model_path`` (rank 0). Without a best checkpoint the
-    last weights are kept."""
+    save its bare state dict (model-zoo convention) to ``model_path`` and ``model_settings`` beside it (rank 0).
+    Without a best checkpoint the last weights are kept."""
 
-    def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str) -> None:
+    def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str, model_settings: dict) -> None:
         self.network = network
         self.best_checkpoint = Path(best_checkpoint)
         self.model_path = Path(model_path)
+        self.model_settings = dict(model_settings)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -42,4 +45,5 @@ class ExportBestModel:
         else:
             logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
         if idist.get_rank() == 0:
+            settings_file.write(self.model_settings, self.model_path)
             save_durably(unwrap(self.network).state_dict(), self.model_path)

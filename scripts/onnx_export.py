@@ -1,10 +1,11 @@
-"""Export the trained 2D network to ONNX with a dynamic batch axis and check it against PyTorch in onnxruntime.
+"""Export a trained network to ONNX with a dynamic batch axis and check it against PyTorch in onnxruntime.
 
     python -m scripts.onnx_export --ckpt_file models/model.pt --filepath models/model.onnx
 
 Needs the optional requirements (``pip install -r requirements-onnx.txt``). Input ``image`` is
 ``[batch, channels, spatial_size, spatial_size]`` (z-scored slices; 3D: ``[batch, 1, *patch_size]``), output ``pred`` the
-logits of the same shape. torch 2.9+ defaults to the ``torch.export``-based exporter, which needs ``onnxscript``;
+logits of the same shape; mode, sizes and channels are those recorded with the weights (``scripts.model_settings``),
+which the ONNX file's metadata keeps as ``model_settings``. torch 2.9+ defaults to the ``torch.export``-based exporter, which needs ``onnxscript``;
 this uses the TorchScript-based exporter (``dynamo=False``), which works offline with torch alone.
 """
 
@@ -37,18 +38,21 @@ def config_files(value: str) -> str | list[str]:
     return ast.literal_eval(value) if value.strip().startswith("[") else value
 
 
-def build_network(config_file, ckpt_file: str, spatial_size: int | None = None) -> tuple[torch.nn.Module, tuple]:
+def build_network(config_file, ckpt_file: str) -> tuple[torch.nn.Module, tuple, dict]:
     """``network_def`` of ``config_file`` (one file or a layered list) with the weights of ``ckpt_file``, in eval
-    mode on the CPU, and the shape of one input without the batch axis: ``(channels, S, S)`` for the 2D and 2.5D
-    networks (``S`` the config's ``spatial_size``), ``(1, *patch_size)`` for the 3D one."""
+    mode on the CPU, the shape of one input without the batch axis, and the settings ``ckpt_file`` was trained with
+    (``scripts.model_settings``): ``(channels, S, S)`` for the 2D and 2.5D networks (``S`` the trained
+    ``spatial_size``), ``(1, *patch_size)`` for the 3D one."""
     parser = ConfigParser()
     parser.read_config(config_file)
+    parser["ckpt_path"] = str(ckpt_file)
+    settings = parser.get_parsed_content("model_settings")
     network = load_weights(parser.get_parsed_content("network_def"), ckpt_file).cpu().eval()
-    channels = int(parser.get_parsed_content("network_def#in_channels"))
-    if int(parser.get_parsed_content("network_def#spatial_dims")) == 3:
-        return network, (channels, *parser.get_parsed_content("patch_size"))
-    size = spatial_size or int(parser.get_parsed_content("spatial_size"))
-    return network, (channels, size, size)
+    args = settings["network_args"]
+    if int(args["spatial_dims"]) == 3:
+        return network, (int(args["in_channels"]), *settings["patch_size"]), settings
+    size = int(settings["spatial_size"])
+    return network, (int(args["in_channels"]), size, size), settings
 
 
 def _legacy_exporter() -> dict:
@@ -101,24 +105,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
     parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
-    parser.add_argument(
-        "--config_file", default="configs/inference.json",
-        help="config with network_def and spatial_size, or a layered list such as \"['configs/inference.json','configs/inference_3d.json']\"",
-    )
+    parser.add_argument("--config_file", default="configs/inference.json", help="config with network_def and model_settings")
     parser.add_argument("--meta_file", default="configs/metadata.json", help="its version is stored in the ONNX model")
-    parser.add_argument(
-        "--spatial_size", type=int, default=None, help="slice size; default: the config's (use the training value)"
-    )
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted |onnxruntime - PyTorch|")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
 
-    network, input_shape = build_network(config_files(args.config_file), args.ckpt_file, args.spatial_size)
+    network, input_shape, settings = build_network(config_files(args.config_file), args.ckpt_file)
     meta = {}
     if Path(args.meta_file).is_file():
         meta = {"bundle_version": json.loads(Path(args.meta_file).read_text()).get("version", "")}
-    export_onnx(network, args.filepath, input_shape, args.opset, {**meta, "input_shape": list(input_shape)})
+    meta.update(input_shape=list(input_shape), model_settings=json.dumps(settings, sort_keys=True))
+    export_onnx(network, args.filepath, input_shape, args.opset, meta)
     diff = max_abs_diff(network, args.filepath, input_shape)
     if diff > args.atol:
         raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}")

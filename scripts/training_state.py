@@ -17,7 +17,8 @@ class TrainingState:
     """The resumable state of a run, saved through Ignite's ``Checkpoint`` as one flat dict so that
     ``torch.load(path, weights_only=True)`` reads it back (no pickled classes).
 
-    ``monitor_value`` is the validation loss of the saved epoch (``nan`` before the first validation).
+    ``monitor_value`` is the validation loss of the saved epoch (``nan`` before the first validation);
+    ``model_settings`` what the network expects of its input (``scripts.model_settings``).
     """
 
     def __init__(
@@ -30,9 +31,11 @@ class TrainingState:
         early_stopping=None,
         config: dict | None = None,
         monitor: str = "val_loss",
+        model_settings: dict | None = None,
     ) -> None:
         self.trainer, self.network, self.optimizer, self.lr_scheduler = trainer, network, optimizer, lr_scheduler
         self.evaluator, self.early_stopping, self.config, self.monitor = evaluator, early_stopping, config, monitor
+        self.model_settings = model_settings
 
     def monitor_value(self) -> float:
         metrics = self.evaluator.state.metrics if self.evaluator is not None else {}
@@ -50,6 +53,7 @@ class TrainingState:
             "scaler_state": scaler.state_dict() if scaler is not None else {},
             "early_stopping_state": dict(self.early_stopping.state_dict()) if self.early_stopping is not None else {},
             "config": dict(self.config or {}),
+            "model_settings": dict(self.model_settings or {}),
         }
 
     def load_state_dict(self, state: dict) -> None:

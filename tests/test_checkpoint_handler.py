@@ -10,7 +10,7 @@ from tests.conftest import checkpoint_dir, make_workflow
 
 KEYS = {
     "epoch", "global_step", "monitor_value", "model_state", "optimizer_state", "scheduler_state",
-    "scaler_state", "early_stopping_state", "config",
+    "scaler_state", "early_stopping_state", "config", "model_settings",
 }
 
 

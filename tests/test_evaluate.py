@@ -92,8 +92,11 @@ def test_eval_split_is_trainings_validation_split_or_everything():
 
 def test_evaluate_json_overrides_train_json_and_does_not_copy_it():
     train, evaluate = ConfigParser.load_config_file(TRAIN_CONFIG), ConfigParser.load_config_file(EVALUATE_CONFIG)
-    for copied in ("network_def", "train", "validate", "cases", "split", "dataset_dir", "spatial_size"):
+    for copied in ("network_def", "train", "validate", "cases", "split", "dataset_dir"):
         assert copied not in evaluate
+    # the settings the model expects come from the model, not from train.json's defaults
+    for key in train["model_settings"]:
+        assert evaluate[key] == f"$@trained_settings['{key}']", key
     for key in (k for k in evaluate if "#" in k):  # every nested override replaces something that exists
         node = train
         for part in key.split("#"):

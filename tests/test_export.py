@@ -20,7 +20,7 @@ SCHEMA = BUNDLE.parent / "shared" / "model-zoo" / "meta_schema_20240725.json"
 
 
 def trained_network(model_path):
-    network, _ = build_network(INFERENCE_CONFIG, str(model_path))
+    network, _, _ = build_network(INFERENCE_CONFIG, str(model_path))
     return network
 
 
@@ -35,7 +35,7 @@ def test_ckpt_export_gives_torchscript_that_matches_pytorch(trained_bundle, tmp_
     extra = {"metadata.json": "", "inference.json": ""}
     scripted = torch.jit.load(str(ts), _extra_files=extra)
     assert json.loads(extra["metadata.json"])["version"] == json.loads(open(METADATA).read())["version"]
-    assert json.loads(extra["inference.json"])["network_def"]["_target_"] == "UNet"
+    assert "network_args" in json.loads(extra["inference.json"])["model_settings"]
     network = trained_network(trained_bundle["model"])
     x = torch.randn(3, 1, TRAINED["spatial_size"], TRAINED["spatial_size"], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -51,9 +51,8 @@ def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(trained_bundle, tmp
     ort = pytest.importorskip("onnxruntime")
     path = tmp_path / "model.onnx"
     result = run_module(
-        ["scripts.onnx_export", "--ckpt_file", str(trained_bundle["model"]), "--filepath", str(path),
-         "--spatial_size", str(TRAINED["spatial_size"])]
-    )
+        ["scripts.onnx_export", "--ckpt_file", str(trained_bundle["model"]), "--filepath", str(path)]
+    )  # the input size comes from the settings recorded with the model
     assert result.returncode == 0, result.stderr[-3000:]
     logged = re.search(r"max \|onnxruntime - PyTorch\| = (\S+)", result.stdout + result.stderr)
     assert logged and float(logged.group(1)) <= 1e-4
@@ -62,7 +61,9 @@ def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(trained_bundle, tmp
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert model.graph.input[0].name == "image" and batch_dim.dim_param == "batch"
     version = json.loads(open(METADATA).read())["version"]
-    assert {p.key: p.value for p in model.metadata_props}["bundle_version"] == version
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["bundle_version"] == version
+    assert json.loads(props["model_settings"])["spatial_size"] == TRAINED["spatial_size"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     network = trained_network(trained_bundle["model"])
     size = TRAINED["spatial_size"]
@@ -92,37 +93,42 @@ def test_onnx_export_of_an_untrained_network_runs_in_process(tmp_path, one_torch
 
 
 @pytest.mark.parametrize(
-    "layer, shape",
-    [("configs/inference_2.5d.json", (5, 32, 32)), ("configs/inference_3d.json", (1, 32, 32, 16))],
+    "mode, settings, shape",
+    [("2.5D", {"context_slices": 2}, (5, 32, 32)), ("3D", {"patch_size": [32, 32, 16]}, (1, 32, 32, 16))],
 )
-def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, layer, shape):
-    """2.5D and 3D networks: ckpt_export and scripts.onnx_export with the layered inference configs."""
+def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, mode, settings, shape):
+    """2.5D and 3D networks: ckpt_export and scripts.onnx_export with inference.json alone, the mode, sizes and
+    channels read from the settings saved beside the weights."""
     pytest.importorskip("onnxruntime")
-    configs = f"['{INFERENCE_CONFIG}','{BUNDLE / layer}']"
-    overrides = ["--spatial_size", "32"] + (["--patch_size", "[32,32,16]"] if "3d" in layer else [])
+    from scripts import model_settings
+
+    trained = {**model_settings.default_settings(), "unet_dimensions": mode, "spatial_size": 32, **settings}
+    trained["network_args"] = {**trained["network_args"], "spatial_dims": 3 if mode == "3D" else 2,
+                               "in_channels": 2 * trained["context_slices"] + 1}
     parser = ConfigParser()
-    parser.read_config([INFERENCE_CONFIG, str(BUNDLE / layer)])
+    parser.read_config(INFERENCE_CONFIG)
+    parser["network_args"] = trained["network_args"]
     network = parser.get_parsed_content("network_def").eval()
-    torch.save(network.state_dict(), tmp_path / "model.pt")
-    meta = f"['{METADATA}','{BUNDLE / layer.replace('inference', 'metadata')}']"
+    model = tmp_path / "model.pt"
+    torch.save(network.state_dict(), model)
+    model_settings.write(trained, model)
+    meta = f"['{METADATA}','{BUNDLE / 'configs' / f'metadata_{mode.lower()}.json'}']"
     ts = tmp_path / "model.ts"
     # ckpt_export takes one meta file (MONAI 1.6 cannot layer them there); verify_net_in_out below checks the layered one
     result = run_module(["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
-                         str(tmp_path / "model.pt"), "--meta_file", METADATA, "--config_file", configs, *overrides])
+                         str(model), "--ckpt_path", str(model), "--meta_file", METADATA, "--config_file", INFERENCE_CONFIG])
     assert result.returncode == 0, result.stderr[-3000:]
     x = torch.randn(2, *shape)
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(ts))(x), network(x), atol=1e-5)
     onnx_path = tmp_path / "model.onnx"
-    # the input shape comes from the configs: spatial_size (2.5D) or patch_size (3D, given in a layered file)
-    (tmp_path / "sizes.json").write_text('{"spatial_size": 32, "patch_size": [32, 32, 16]}')
-    sized = f"['{INFERENCE_CONFIG}','{BUNDLE / layer}','{tmp_path / 'sizes.json'}']"
-    result = run_module(["scripts.onnx_export", "--ckpt_file", str(tmp_path / "model.pt"), "--filepath", str(onnx_path),
-                         "--config_file", sized, "--meta_file", METADATA])
+    result = run_module(["scripts.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path),
+                         "--meta_file", METADATA])
     assert result.returncode == 0, result.stderr[-3000:]
     assert max_abs_diff(network, str(onnx_path), shape, batch_sizes=(1, 2)) < 1e-4
+    overrides = ["--ckpt_path", str(model)]
     verify = run_module(["monai.bundle", "verify_net_in_out", "--net_id", "network_def", "--meta_file", meta,
-                         "--config_file", configs, *overrides])
+                         "--config_file", INFERENCE_CONFIG, *overrides])
     assert verify.returncode == 0, verify.stderr[-3000:]
 
 

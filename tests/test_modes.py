@@ -1,4 +1,5 @@
-"""2.5D and 3D: a short training run with every harness feature, a resume, and inference on the scan's grid."""
+"""2D, 2.5D and 3D: a short training run with every harness feature, a resume, and inference on the scan's grid with
+inference.json alone (the settings travel with the model)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from tests.conftest import (
 )
 
 MODES = {
-    "2.5D": {"train": "configs/train_2.5d.json", "infer": "configs/inference_2.5d.json", "settings": {"context_slices": 1}},
-    "3D": {"train": "configs/train_3d.json", "infer": "configs/inference_3d.json", "settings": {"patch_size": [32, 32, 16]}},
+    "2D": {"train": None, "settings": {"intensity_normalisation": "percentile", "slice_axis": "axial"}},
+    "2.5D": {"train": "configs/train_2.5d.json", "settings": {"context_slices": 1}},
+    "3D": {"train": "configs/train_3d.json", "settings": {"patch_size": [32, 32, 16]}},
 }
 
 
-def configs(base: str, layer: str) -> list[str]:
-    return [base, str(BUNDLE / layer)]
+def configs(base: str, layer: str | None) -> list[str]:
+    return [base] + ([str(BUNDLE / layer)] if layer else [])
 
 
 def train(root: Path, data: Path, mode: str, stop_after: int | None = None, **overrides) -> ConfigWorkflow:
@@ -63,23 +65,35 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
     scans = tmp_path / "scans"
     scans.mkdir()
     nib.save(nib.Nifti1Image(image, affine), scans / "scan_0000.nii.gz")
-    infer = ConfigWorkflow(
-        config_file=configs(INFERENCE_CONFIG, MODES[mode]["infer"]), meta_file=METADATA, logging_file=LOGGING,
-        workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(scans), output_dir=str(tmp_path / "out"),
-        spatial_size=FAST["spatial_size"], num_workers=0, **MODES[mode]["settings"],
-    )
-    infer.initialize()
-    infer.run()
-    infer.finalize()
-    mask = nib.load(tmp_path / "out" / "scan.nii.gz")
-    assert mask.shape == image.shape and np.allclose(mask.affine, affine)
-    assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1} and mask.get_data_dtype() == np.uint8
 
-    # evaluation layered on the mode's training config scores the validation case
+    def infer(output: str, **retyped) -> np.ndarray:
+        workflow = ConfigWorkflow(
+            config_file=INFERENCE_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="infer",
+            bundle_root=str(tmp_path), dataset_dir=str(scans), output_dir=str(tmp_path / output), num_workers=0,
+            save_probabilities="true", **retyped,
+        )
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+        mask = nib.load(tmp_path / output / "scan.nii.gz")
+        assert mask.shape == image.shape and np.allclose(mask.affine, affine)
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1} and mask.get_data_dtype() == np.uint8
+        return np.asarray(nib.load(tmp_path / output / "probabilities" / "scan.nii.gz").dataobj)
+
+    # inference.json alone reads the mode and sizes saved with models/model.pt; retyping them changes nothing
+    alone = infer("alone")
+    retyped = infer("retyped", spatial_size=FAST["spatial_size"], **MODES[mode]["settings"])
+    assert np.array_equal(alone, retyped) and alone.std() > 0
+    assert json.loads((tmp_path / "models" / "model.json").read_text())["unet_dimensions"] == mode
+    # an override that contradicts the model is refused before any scan is read
+    with pytest.raises(SystemExit, match=r"--spatial_size 48 contradicts the model, trained with spatial_size=32"):
+        infer("wrong", spatial_size=48)
+    assert not (tmp_path / "wrong").exists()
+
+    # evaluation layered on train.json alone scores the validation case with the model's own settings
     evaluation = ConfigWorkflow(
-        config_file=[*configs(TRAIN_CONFIG, MODES[mode]["train"]), EVALUATE_CONFIG], meta_file=METADATA,
-        logging_file=LOGGING, workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(data),
-        **{**FAST, **MODES[mode]["settings"]},
+        config_file=[TRAIN_CONFIG, EVALUATE_CONFIG], meta_file=METADATA,
+        logging_file=LOGGING, workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(data), num_workers=0,
     )
     evaluation.initialize()
     evaluation.run()
@@ -88,20 +102,17 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
     assert summary["cases"] == 1 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 1.0, summary
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_inference_parts_equal_the_training_parts(mode):
-    train_cfg = ConfigParser()
-    train_cfg.read_config(configs(TRAIN_CONFIG, MODES[mode]["train"]))
-    infer_cfg = ConfigParser()
-    infer_cfg.read_config(configs(INFERENCE_CONFIG, MODES[mode]["infer"]))
+def test_inference_parts_equal_the_training_parts():
+    train_cfg = ConfigParser.load_config_file(TRAIN_CONFIG)
+    infer_cfg = ConfigParser.load_config_file(INFERENCE_CONFIG)
     assert infer_cfg["network_def"] == train_cfg["network_def"]
-    assert infer_cfg["slice_inferer"] == train_cfg["validate"]["slice_inferer"]
-    layer = ConfigParser.load_config_file(BUNDLE / MODES[mode]["train"])
-    shared = [k for k in layer if "#" not in k and not k.startswith("_") and k not in ("unet_dimensions", "layered_mode")]
-    shared = [k for k in shared if k != "patches_per_volume"]  # training only
-    assert shared
-    for key in shared:
-        assert infer_cfg[key] == train_cfg[key], key
+    for inferer in ("context_slice_inferer", "sliding_window_inferer"):
+        assert infer_cfg[inferer] == train_cfg["validate"][inferer], inferer
+    assert infer_cfg["slice_inferer"] == train_cfg["validate"]["slice_inferer"].replace("@validate#", "@")
+    # the settings inference reads from the model are those training records
+    assert set(infer_cfg["model_settings"]) == set(train_cfg["model_settings"]) - {"label_threshold"}
+    for key in infer_cfg["model_settings"]:
+        assert infer_cfg[key] == f"$@trained_settings['{key}']", key
 
 
 def test_2_5d_network_sees_the_neighbours_as_channels(tmp_path):

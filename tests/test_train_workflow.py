@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -60,14 +61,17 @@ def test_one_epoch_on_mixed_volumes(dataset, tmp_path):
     assert {"val_loss", "val_mean_dice"} <= set(val_tags)
     assert all(math.isfinite(v) for v in train_tags["train_loss_batch"])
 
-    network = ConfigParser.load_config_file(TRAIN_CONFIG)["network_def"]
     model = workflow.parser.get_parsed_content("network_def", instantiate=True)
     weights = torch.load(bundle_root / "models" / "model.pt", weights_only=True)
     model.load_state_dict(weights)
-    assert network["spatial_dims"] == 2
+    # the settings the network expects travel with it: beside model.pt and inside every checkpoint
+    settings = json.loads((bundle_root / "models" / "model.json").read_text())
+    assert settings["network_args"]["spatial_dims"] == 2 and settings["spatial_size"] == FAST["spatial_size"]
+    assert settings == workflow.parser.get_parsed_content("model_settings")
     for name in ("best.pth", "last.pth"):
         state = torch.load(run_root / stamp / "checkpoints" / name, weights_only=True)
         model.load_state_dict(state["model_state"])
+        assert state["model_settings"] == settings
 
 
 def test_network_uses_dropout_rate_and_batchnorm():
