@@ -21,9 +21,20 @@ def test_the_model_is_in_git_with_its_data_licence_and_no_file_is_over_25_mb():
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     names = [name for name in tracked.decode().split("\0") if name]
-    assert "models/model.pt" in names
+    assert {"models/model.pt", "models/model.json"} <= set(names)
     sizes = {name: (BUNDLE / name).stat().st_size for name in names if (BUNDLE / name).is_file()}
     assert max(sizes.values()) <= 25 * 1024 * 1024, max(sizes.items(), key=lambda kv: kv[1])
+
+
+def test_the_models_settings_are_beside_it_and_its_weights_fit_them():
+    import torch
+    from monai.networks.nets import UNet
+
+    from scripts.model_settings import read
+
+    settings = read(MODEL)
+    assert settings["unet_dimensions"] == "2D" and settings["spatial_size"] == 128
+    UNet(**settings["network_args"]).load_state_dict(torch.load(MODEL, weights_only=True))  # strict
 
 
 def test_inference_json_masks_a_real_t1_head_out_of_the_box(tmp_path):
