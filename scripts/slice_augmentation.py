@@ -1,4 +1,5 @@
-"""Random flips, rotation, zoom and intensity changes for a whole batch of slices at once, each slice its own draw."""
+"""Random flips, rotation, zoom, smooth deformation and intensity changes for a whole batch of slices at once, each
+slice its own draw."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ class SliceAugmentation:
     follow those transforms: flips of each in-plane axis (``flip_prob``), a rotation in ``[-rotate_range,
     rotate_range]`` radians (``rotate_prob``), a zoom drawn per axis from ``zoom_range`` (``zoom_prob``, > 1
     magnifies, so the field of view cuts the head elsewhere), a shift of up to ``translate_range`` of the slice's
-    size per axis (``translate_prob``), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``,
+    size per axis (``translate_prob``), a smooth random deformation (``elastic_prob``: displacements drawn on an
+    ``elastic_points`` x ``elastic_points`` grid with a standard deviation of up to ``elastic_magnitude`` of the slice's
+    size, interpolated bicubically: head and brain shapes the few training subjects do not have), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``,
     ``x + v`` with ``|v| <= shift_range``, and Gaussian noise of a standard deviation drawn from ``[0, noise_std]``.
     Labels are resampled with nearest neighbours and padded with 0; images are padded with each slice's lowest value
     (its background: 0 is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
@@ -48,6 +51,9 @@ class SliceAugmentation:
         shift_range: float = 0.1,
         noise_prob: float = 0.2,
         noise_std: float = 0.05,
+        elastic_prob: float = 0.0,
+        elastic_magnitude: float = 0.03,
+        elastic_points: int = 5,
     ) -> None:
         self.flip_prob, self.rotate_prob, self.rotate_range = float(flip_prob), float(rotate_prob), float(rotate_range)
         self.zoom_prob, self.zoom_range = float(zoom_prob), (float(zoom_range[0]), float(zoom_range[1]))
@@ -55,6 +61,8 @@ class SliceAugmentation:
         self.scale_prob, self.scale_range = float(scale_prob), float(scale_range)
         self.shift_prob, self.shift_range = float(shift_prob), float(shift_range)
         self.noise_prob, self.noise_std = float(noise_prob), float(noise_std)
+        self.elastic_prob, self.elastic_magnitude = float(elastic_prob), float(elastic_magnitude)
+        self.elastic_points = int(elastic_points)
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(n, dtype=torch.float64)
@@ -83,6 +91,18 @@ class SliceAugmentation:
         shift = torch.where(moved, 2 * self._uniform(2 * n, -self.translate_range, self.translate_range).view(n, 2), 0.0)
         return torch.cat([matrix, shift[:, :, None]], -1)
 
+    def displacement(self, n: int, height: int, width: int) -> torch.Tensor | None:
+        """``[n, height, width, 2]`` smooth offsets in normalised coordinates (zero for slices not drawn), or ``None``
+        when ``elastic_prob`` is 0 (no draws, so turning it off leaves every other draw as it was)."""
+        if self.elastic_prob <= 0:
+            return None
+        k = self.elastic_points
+        std = torch.where(self._chosen(n, self.elastic_prob), self._uniform(n, 0.0, self.elastic_magnitude), 0.0)
+        # normalised coordinates span 2 over the slice, so an offset of m of its size is 2m
+        coarse = torch.randn(n, 2, k, k, dtype=torch.float64) * (2 * std).view(n, 1, 1, 1)
+        dense = F.interpolate(coarse.float(), size=(height, width), mode="bicubic", align_corners=True)
+        return dense.permute(0, 2, 3, 1)
+
     def intensity(self, image: torch.Tensor) -> torch.Tensor:
         n = image.shape[0]
         shape = (n,) + (1,) * (image.ndim - 1)
@@ -106,6 +126,9 @@ class SliceAugmentation:
         n, _, height, width = image.shape
         theta = self.affine(n, height, width).to(device=image.device, dtype=torch.float32)
         grid = affine_grid(theta, height, width)
+        offsets = self.displacement(n, height, width)
+        if offsets is not None:
+            grid = grid + offsets.to(grid)
         label_dtype = label.dtype
         background = image.float().amin(dim=(1, 2, 3), keepdim=True)
         image = F.grid_sample(image.float() - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -112,3 +112,31 @@ def test_a_zoom_out_pads_with_the_background():
     image[:, :, 0, 0] = -3.0
     out, _ = SliceAugmentation(**{**NOTHING, "zoom_prob": 1.0, "zoom_range": (0.5, 0.5)})(image, torch.zeros(2, 1, 16, 16))
     assert torch.allclose(out[:, :, 0, 8], torch.full((2, 1), -3.0)) and out.max() <= 2.0 + 1e-4
+
+
+def test_an_elastic_deformation_is_smooth_moves_image_and_label_alike_and_only_when_drawn():
+    torch.manual_seed(0)
+    size = 64
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    label = (((rows - 32) ** 2 + (cols - 32) ** 2) < 20**2).float()[None, None].repeat(16, 1, 1, 1)
+    image = label * 4.0 + 0.1
+    augment = SliceAugmentation(**{**NOTHING, "elastic_prob": 0.5, "elastic_magnitude": 0.05})
+    out_image, out_label = augment(image, label)
+    moved = (out_label != label).flatten(1).sum(1)
+    assert 0 < int((moved > 0).sum()) < 16  # some slices deformed, some not
+    assert ((out_image > 2.0) == (out_label > 0.5)).float().mean() > 0.99
+    # smooth: a disk stays one blob without holes, its area within a few percent
+    from scipy import ndimage
+
+    for deformed in out_label[:, 0].numpy() > 0.5:
+        assert ndimage.label(deformed)[1] == 1 and ndimage.binary_fill_holes(deformed).sum() == deformed.sum()
+        assert abs(deformed.sum() / label[0, 0].sum().item() - 1) < 0.15
+    offsets = augment.displacement(4, size, size)
+    # neighbouring offsets differ by well under a pixel (2 / size in normalised coordinates): no folding
+    assert offsets.shape == (4, size, size, 2) and float(offsets.diff(dim=1).abs().max()) < 1 / size
+    # off by default: no draws, so the other augmentations draw as before
+    torch.manual_seed(1)
+    assert SliceAugmentation(**NOTHING).displacement(4, size, size) is None
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    assert torch.equal(after, torch.rand(1))
