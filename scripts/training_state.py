@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -57,6 +58,14 @@ class TrainingState:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        saved_settings, settings = state.get("model_settings") or {}, json.loads(json.dumps(self.model_settings or {}))
+        changed = sorted(k for k in saved_settings.keys() & settings.keys() if saved_settings[k] != settings[k])
+        if changed:  # weights trained for other inputs would go on learning from these
+            raise ValueError(
+                "the checkpoint was trained with " + ", ".join(f"{k}={saved_settings[k]!r}" for k in changed)
+                + ", this run has " + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+                + ": resume with the same settings, or start a new run without --resume"
+            )
         planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")
         if planned is not None and saved is not None and planned != saved:
             raise ValueError(

@@ -78,3 +78,14 @@ def test_resume_with_other_epochs_is_refused_clearly(tmp_path):
     assert result.returncode == 1
     log = result.stdout + result.stderr
     assert "cannot resume from" in log and "resume with the same --epochs" in log and "Traceback" not in log
+
+
+def test_resume_with_settings_the_network_was_not_trained_for_is_refused_clearly(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data, stop_after=1)
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args({**SETTINGS, "intensity_normalisation": "percentile"}), "--resume", "true"])
+    assert result.returncode == 1
+    log = result.stdout + result.stderr
+    assert "cannot resume from" in log and "intensity_normalisation='zscore_foreground'" in log, log[-2000:]
+    assert "intensity_normalisation='percentile'" in log and "Traceback" not in log
