@@ -9,6 +9,7 @@ import nibabel as nib
 from monai.utils import ImageMetaKey
 
 from scripts.cases import CHANNEL_SUFFIX, DatasetError, case_id
+from scripts.flags import as_bool
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,36 @@ def find_images(folder: str) -> list[dict[str, str]]:
         cases[cid] = path
     logger.info("%d scan(s) to predict in %s", len(cases), root)
     return [{"image": str(path), "case": cid} for cid, path in cases.items()]
+
+
+def scans_to_predict(folder: str, output_dir: str, other_outputs: list[str] = (), overwrite=False) -> list[dict[str, str]]:
+    """:func:`find_images`, less the cases whose mask is already in ``output_dir`` (one line each) unless
+    ``overwrite``; refused with one line, before anything is written, if an output folder is the scans' folder or any
+    output file would be one of the scans. Bad input ends the process with that line (no traceback)."""
+    try:
+        images = find_images(folder)
+        scans = {Path(item["image"]).resolve() for item in images}
+        for out in [output_dir, *other_outputs]:
+            if Path(out).resolve() == Path(folder).resolve():
+                raise DatasetError(f"{out}: this is the folder of the scans to predict; pass another --output_dir")
+            for item in images:
+                target = (Path(out) / f"{item['case']}.nii.gz").resolve()
+                if target in scans:
+                    raise DatasetError(f"{target}: a scan to predict, which its mask would replace; pass another --output_dir")
+    except DatasetError as error:
+        raise SystemExit(f"input error: {error}") from None
+    if as_bool(overwrite, "overwrite"):
+        return images
+    todo = []
+    for item in images:
+        mask = Path(output_dir) / f"{item['case']}.nii.gz"
+        if mask.exists():
+            logger.info("%s: exists, not predicted again (--overwrite true replaces it)", mask)
+        else:
+            todo.append(item)
+    if not todo:
+        logger.info("Nothing to predict: every mask is already in %s", output_dir)
+    return todo
 
 
 def mask_name(metadict: dict, saver=None) -> dict:

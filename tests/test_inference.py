@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -159,6 +160,30 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
     total = re.search(r"Predicted 3 case\(s\) in ([\d.]+) s \(([\d.]+) s per case\)", result.stdout)
     assert total, result.stdout[-2000:]
     print(f"seconds per case: {total.group(2)} ({[p[2] for p in progress]})")
+
+    def again(*extra: str) -> subprocess.CompletedProcess:
+        return run_module(
+            ["monai.bundle", "run", "--config_file", INFERENCE_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING,
+             "--bundle_root", str(trained_bundle["root"]), "--dataset_dir", str(scans), *extra, "--num_workers", "0"]
+        )
+
+    # the same command again predicts nothing and leaves the masks alone; a deleted mask is predicted again
+    written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "sag.nii.gz").unlink()
+    result = again("--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("exists, not predicted again (--overwrite true replaces it)") == 2
+    assert re.findall(r"\[(\d)/1\] predicted (.+?):", result.stdout) == [("1", "sag")]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "sag.nii.gz"} == {
+        k: v for k, v in written.items() if k != "sag.nii.gz"}
+    result = again("--output_dir", str(out), "--overwrite", "true")
+    assert result.returncode == 0 and "Predicted 3 case(s)" in result.stdout
+    # an output folder that is the scans' folder is refused before anything is written; the scans are untouched
+    before = {p.name: p.read_bytes() for p in scans.iterdir()}
+    result = again("--output_dir", str(scans))
+    assert result.returncode == 1
+    assert f"input error: {scans}: this is the folder of the scans to predict; pass another --output_dir" in result.stderr
+    assert "Traceback" not in result.stderr and {p.name: p.read_bytes() for p in scans.iterdir()} == before
 
 
 # --- TTA, largest component and probabilities, in process ----------------------------------------------------------
