@@ -57,7 +57,10 @@ def test_network_preprocessing_and_inferer_are_those_of_train_json():
     planes = {k: v for k, v in infer_cfg["plane_inferer"].items() if k not in ("inferer", "planes")}
     assert planes == {k: v for k, v in train["validate"]["inferer"].items() if k not in ("inferer", "planes")}
     # every validation transform that touches the image, in the same order with the same arguments
-    validation = [t for t in train["validate"]["preprocessing"]["transforms"] if "image" in t["keys"]]
+    parser = ConfigParser()
+    parser.read_config(TRAIN_CONFIG)
+    parser.parse()  # resolves the "%train#..." macros that validation shares with training
+    validation = [t for t in parser.get("validate#preprocessing#transforms") if "image" in t["keys"]]
     inference = infer_cfg["preprocessing"]["transforms"]
     assert [t["_target_"] for t in inference] == [t["_target_"] for t in validation]
     for inf_t, val_t in zip(inference, validation):
