@@ -102,7 +102,8 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
     if not (fold / "test").exists():
         link_cases(test_cases, dataset_dir, fold / "test", labels=False)
     bundle("inference.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
-                              "--output_dir", str(fold / "predictions"), *inference_args], fold / "inference.log")
+                              "--output_dir", str(fold / "predictions"), "--overwrite", "true", *inference_args],
+           fold / "inference.log")  # a rerun with other inference settings must not keep the former masks
     baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex") if baseline else None
     rows = []
     for case in test_cases:
