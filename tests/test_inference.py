@@ -71,7 +71,7 @@ def test_network_preprocessing_and_inferer_are_those_of_train_json():
 def test_slices_go_through_the_network_slice_batch_at_a_time():
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)
-    parser.update({"spatial_size": 16, "slice_batch": 4, "inference_planes": ["axial"]})
+    parser.update({"spatial_size": 16, "slice_batch": 4, "inference_planes": ["axial"], "tta": False})
     inferer = parser.get_parsed_content("inferer")
     seen = []
 
@@ -88,7 +88,7 @@ def test_slices_go_through_the_network_slice_batch_at_a_time():
 def test_every_plane_is_predicted_and_its_logits_come_back_to_the_scans_grid():
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)
-    parser.update({"spatial_size": 16, "slice_batch": 64})
+    parser.update({"spatial_size": 16, "slice_batch": 64, "tta": False})
     inferer = parser.get_parsed_content("inferer")
     seen = []
 
@@ -214,9 +214,9 @@ def test_tta_makes_the_prediction_mirror_consistent_and_lcc_keeps_the_largest_co
 ):
     scans, label, big = tta_lcc_scans
     root = trained_bundle["root"]
-    plain = infer(root, scans, tmp_path / "plain", save_probabilities=True, postprocessing_lcc=False)
-    tta = infer(root, scans, tmp_path / "tta", save_probabilities=True, tta=True, postprocessing_lcc=False)
-    infer(root, scans, tmp_path / "lcc")  # the largest component, holes filled, is the default
+    plain = infer(root, scans, tmp_path / "plain", save_probabilities=True, tta=False, postprocessing_lcc=False)
+    tta = infer(root, scans, tmp_path / "tta", save_probabilities=True, postprocessing_lcc=False)  # TTA: the default
+    infer(root, scans, tmp_path / "lcc", tta=False)  # the largest component, holes filled, is the default
     assert isinstance(tta.parser.get_parsed_content("inferer"), FlipTTAInferer)
     assert not isinstance(plain.parser.get_parsed_content("inferer"), FlipTTAInferer)
 
