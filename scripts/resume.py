@@ -72,6 +72,21 @@ class Resume:
     def __init__(self, ckpt_dir: str, resume=False, resume_from: str = "") -> None:
         self.ckpt_dir = Path(ckpt_dir)
         self.resume, self.resume_from = as_bool(resume, "resume"), resume_from
+        self.finished = False  # the resumed run had already ended: nothing is left to train
+
+    def _mark_finished(self, state, checkpoint: dict, path: Path) -> None:
+        """A scheduler retrying a job that completed resumes a finished run: that is not an error."""
+        max_epochs = state.trainer.state.max_epochs
+        stopper = getattr(state.early_stopping, "stopper", None)
+        counter = (checkpoint.get("early_stopping_state") or {}).get("counter", 0)
+        if checkpoint["epoch"] >= max_epochs:
+            why = f"all {max_epochs} epochs done"
+        elif stopper is not None and counter >= stopper.patience:
+            why = f"stopped early at epoch {checkpoint['epoch']}"
+        else:
+            return
+        self.finished = True
+        logger.info("%s: the run has already finished (%s); nothing to train", path, why)
 
     def load_into(self, state) -> dict | None:
         if self.resume_from:
@@ -96,5 +111,6 @@ class Resume:
             except (ValueError, RuntimeError, KeyError) as error:  # a checkpoint of another run or network
                 raise SystemExit(f"cannot resume from {path}: {error}") from error
             logger.info("Resumed from %s: epoch %d, iteration %d", path, checkpoint["epoch"], checkpoint["global_step"])
+            self._mark_finished(state, checkpoint, path)
             return checkpoint
         raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))

@@ -89,3 +89,17 @@ def test_resume_with_settings_the_network_was_not_trained_for_is_refused_clearly
     log = result.stdout + result.stderr
     assert "cannot resume from" in log and "intensity_normalisation='zscore_foreground'" in log, log[-2000:]
     assert "intensity_normalisation='percentile'" in log and "Traceback" not in log
+
+
+def test_resuming_a_finished_run_trains_nothing_and_exits_0(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data)
+    last = checkpoint_dir(tmp_path / "runs") / "last.pth"
+    model = tmp_path / "models" / "model.pt"
+    before = (last.stat().st_mtime_ns, model.read_bytes())
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args(SETTINGS), "--resume", "true"])
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "the run has already finished (all 4 epochs done); nothing to train" in log and "Traceback" not in log
+    assert (last.stat().st_mtime_ns, model.read_bytes()) == before
