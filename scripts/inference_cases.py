@@ -10,6 +10,7 @@ from monai.utils import ImageMetaKey
 
 from scripts.cases import CHANNEL_SUFFIX, DatasetError, case_id
 from scripts.flags import as_bool
+from scripts.nifti_reader import header_problem
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +24,15 @@ def scan_case_id(path: str | Path) -> str:
 
 
 def check_single_channel_3d(path: Path) -> None:
-    """The network takes one channel of a 3D scan: ``(H, W, D)`` or ``(H, W, D, 1)``; reads the header only."""
+    """The network takes one channel of a 3D scan: ``(H, W, D)`` or ``(H, W, D, 1)`` of grey values that fit in
+    memory; reads the header only."""
     try:
-        shape = nib.load(path).shape
+        img = nib.load(path)
     except Exception as e:
         raise DatasetError(f"{path}: not a readable NIfTI file ({e}); remove it or replace it") from e
+    shape = img.shape
+    if problem := header_problem(img):
+        raise DatasetError(f"{path}: {problem}")
     if len(shape) < 3 or len(shape) > 4 or (len(shape) == 4 and shape[3] != 1):
         raise DatasetError(f"{path}: shape {shape}, but the model takes single-channel 3D scans; pass (H, W, D) images")
 

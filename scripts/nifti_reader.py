@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nibabel as nib
 import numpy as np
 from monai.data import NibabelReader
@@ -31,6 +33,34 @@ def open_nifti(path) -> nib.Nifti1Image:
             pass
         stream.close()
     return nib.load(path)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (``MemAvailable``; total physical memory where not on Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def header_problem(img, available: int | None = None) -> str | None:
+    """What makes ``img`` unusable, found from its header before any voxel is decompressed: RGB or other
+    multi-component voxels, or a volume whose float32 copy would not fit in the available memory (a header can claim
+    any size: a small .nii.gz may decompress to hundreds of GB). ``None`` when it is usable."""
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        return f"voxels of type {dtype} (RGB or multi-component); convert the scan to one grey channel"
+    voxels = int(np.prod(img.shape, dtype=np.float64))
+    need = voxels * (4 + dtype.itemsize)  # as stored while read, plus the float32 copy the bundle works on
+    available = available_memory() if available is None else available
+    if need > available:
+        return (f"shape {tuple(img.shape)} needs {need / 2**30:.1f} GiB to load, more than the {available / 2**30:.1f} GiB "
+                "available; crop or downsample the scan (or check its header's dimensions)")
+    return None
 
 
 def load_nifti(path) -> tuple[nib.Nifti1Image, np.ndarray]:

@@ -17,11 +17,30 @@ import numpy as np
 
 from scripts.cases import expected_image, find_cases, pair_cases
 from scripts.flags import as_bool
-from scripts.nifti_reader import load_nifti
+from scripts.nifti_reader import close_streams, header_problem, open_nifti
 
 logger = logging.getLogger(__name__)
 
 AFFINE_TOLERANCE_MM = 0.1  # scanners and converters write affines with float32 rounding
+AFFINE_TOLERANCE_DEGREES = 0.1  # between the label's and the image's voxel axes
+SPACING_TOLERANCE = 1e-3  # relative
+
+
+def affine_difference(image_affine: np.ndarray, label_affine: np.ndarray) -> str | None:
+    """How the label's voxel grid differs from its image's, in mm and degrees (``None`` within tolerance): origins,
+    voxel spacings, and the angle between corresponding voxel axes, each on its own scale."""
+    shift = float(np.linalg.norm(image_affine[:3, 3] - label_affine[:3, 3]))
+    if shift > AFFINE_TOLERANCE_MM:
+        return f"origin {shift:.2f} mm from its image's"
+    a, b = image_affine[:3, :3], label_affine[:3, :3]
+    sa, sb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    if np.any(np.abs(sa - sb) > SPACING_TOLERANCE * sa):
+        return f"voxel spacing {tuple(np.round(sb, 4))} mm against its image's {tuple(np.round(sa, 4))}"
+    cosines = np.clip(((a / sa) * (b / sb)).sum(axis=0), -1.0, 1.0)
+    angle = float(np.degrees(np.arccos(cosines)).max())
+    if angle > AFFINE_TOLERANCE_DEGREES:
+        return f"voxel axes turned {angle:.1f} degrees against its image's"
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,12 +62,21 @@ def _warning(path, message) -> Problem:
 
 
 def _load(path: Path, problems: list[Problem]):
-    """(header-level image, voxel data) or ``None`` after recording why it cannot be read."""
+    """(header-level image, voxel data) or ``None`` after recording why it cannot be read; RGB voxels and volumes too
+    large for memory are refused from the header, before decompressing."""
+    img = None
     try:
-        img, data = load_nifti(path)
+        img = open_nifti(path)
+        if problem := header_problem(img):
+            problems.append(_error(path, problem))
+            return None
+        data = np.asanyarray(img.dataobj)
     except Exception as error:  # nibabel and gzip raise many types for truncated files or bad headers
         problems.append(_error(path, f"unreadable NIfTI ({type(error).__name__}: {str(error)[:80]}); re-export or remove the file"))
         return None
+    finally:
+        if img is not None:
+            close_streams([img])
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -62,7 +90,7 @@ def _load(path: Path, problems: list[Problem]):
     return img, data
 
 
-def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool) -> list[Problem]:
+def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, threshold: float = 0.5) -> list[Problem]:
     problems: list[Problem] = []
     image = _load(image_path, problems)
     label = _load(label_path, problems)
@@ -80,11 +108,14 @@ def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool) -> li
             problems.append(_error(label_path, f"label values {{{shown}}} are not {{0, 1}}; pass --binarize_labels true (or --label_threshold T)"))
         elif values.max() <= 0:
             problems.append(_warning(label_path, "empty label (no foreground); fine for a negative case, check it is meant"))
+        elif values.max() < threshold:
+            problems.append(_error(label_path, f"every label value is below the foreground threshold {threshold:g} (largest "
+                                               f"{values.max():g}), so the case would train as empty; lower --label_threshold"))
     if image is not None and label is not None:
         if image[1].shape != label[1].shape:
             problems.append(_error(label_path, f"shape {label[1].shape} differs from its image's {image[1].shape}; resample the label onto the image"))
-        elif not np.allclose(image[0].affine, label[0].affine, atol=AFFINE_TOLERANCE_MM):
-            problems.append(_error(label_path, "affine differs from its image's by more than 0.1 mm; write the label with the image's affine"))
+        elif difference := affine_difference(image[0].affine, label[0].affine):
+            problems.append(_error(label_path, f"affine differs: {difference}; write the label with the image's affine"))
     return problems
 
 
@@ -105,8 +136,9 @@ def check_dataset(
     for label_path in pairing.labels_without_image:
         problems.append(_error(label_path, f"label without image; add {expected_image(images_dir, label_path)} or remove the label"))
     accept_nonbinary = as_bool(binarize_labels, "binarize_labels") or label_threshold not in (None, "")
+    threshold = 0.5 if label_threshold in (None, "") else float(label_threshold)
     for case in pairing.cases:
-        problems += check_case(Path(case["image"]), Path(case["label"]), accept_nonbinary)
+        problems += check_case(Path(case["image"]), Path(case["label"]), accept_nonbinary, threshold)
     for image_path in pairing.images_without_label:
         problems.append(_warning(image_path, "image without label; it is skipped (add its label to use it)"))
     cases = pairing.cases

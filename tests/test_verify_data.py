@@ -110,10 +110,65 @@ def test_all_problems_reported_in_one_go(tmp_path, capsys):
 
 def test_binarize_labels_and_label_threshold_accept_0_255_masks(tmp_path):
     root = write_dataset(tmp_path / "data")
-    rewrite(label(root, 1), lambda a: a * 255)
+    for i in range(5):
+        rewrite(label(root, i), lambda a: a * 255)
     for options in ({"binarize_labels": "true"}, {"label_threshold": "128"}):
         _, problems = check_dataset(root / "imagesTr", root / "labelsTr", **options)
         assert not [p for p in problems if p.severity == "error"]
+
+
+def test_a_label_with_every_value_below_the_threshold_is_an_error_not_an_empty_case(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    for i in range(5):
+        rewrite(label(root, i), lambda a: a * 255)
+    rewrite(label(root, 2), lambda a: a // 5)  # 0/51: a soft mask, all below 128
+    _, problems = check_dataset(root / "imagesTr", root / "labelsTr", label_threshold="128")
+    assert [str(p) for p in problems if p.severity == "error"] == [
+        f"{label(root, 2)}: every label value is below the foreground threshold 128 (largest 51), so the case would "
+        "train as empty; lower --label_threshold"]
+
+
+def rotate(path, degrees: float):
+    affine = nib.load(path).affine.copy()
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    affine[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ affine[:3, :3]  # about the first voxel's centre
+    rewrite(path, affine=affine)
+
+
+@pytest.mark.parametrize("degrees, error", [(5.0, True), (0.01, False)])
+def test_a_label_turned_against_its_image_is_caught_in_degrees(tmp_path, degrees, error):
+    root = write_dataset(tmp_path / "data")
+    rotate(label(root, 1), degrees)
+    _, problems = check_dataset(root / "imagesTr", root / "labelsTr")
+    found = [str(p) for p in problems if p.severity == "error"]
+    if error:  # 5 degrees moves 1 mm voxel axes by 0.09 mm: inside the former 0.1 mm tolerance
+        assert found == [f"{label(root, 1)}: affine differs: voxel axes turned 5.0 degrees against its image's; write "
+                         "the label with the image's affine"]
+    else:
+        assert not found
+
+
+def test_rgb_and_oversized_volumes_are_refused_from_the_header(tmp_path, capsys):
+    import gzip
+
+    root = write_dataset(tmp_path / "data")
+    grey = np.asarray(nib.load(image(root, 1)).dataobj)
+    rgb = np.zeros(grey.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, nib.load(image(root, 1)).affine), image(root, 1))
+    # a header claiming 4000^3 float32 voxels over a few bytes of data: a decompression bomb would be read first
+    header = nib.Nifti1Header()
+    header.set_data_shape((4000, 4000, 4000))
+    header.set_data_dtype(np.float32)
+    header.set_sform(nib.load(image(root, 2)).affine, code=1)
+    image(root, 2).write_bytes(gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1024))
+    tracemalloc.start()
+    assert main(["--dataset_dir", str(root)]) == 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    out = capsys.readouterr().out
+    assert f"ERROR {image(root, 1)}: voxels of type" in out and "convert the scan to one grey channel" in out
+    assert f"ERROR {image(root, 2)}: shape (4000, 4000, 4000) needs 476.8 GiB to load" in out
+    assert "Traceback" not in out and peak < 64 * 2**20
 
 
 def test_checking_many_volumes_holds_one_at_a_time(tmp_path):
