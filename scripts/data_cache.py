@@ -9,8 +9,12 @@ import pickle
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 
+import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
+from monai.utils import convert_to_tensor
+
+from scripts.durable_disk_saver import save_durably
 
 CACHE_MODES = ("disk", "memory", "none")
 
@@ -18,13 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def hash_with_file_stats(item: dict) -> bytes:
-    """Cache key of one data item: its dict plus the size and modification time of every file it names, so a scan
-    replaced under the same name is preprocessed again (MONAI's default key is the file name alone)."""
+    """Cache key of one data item: its dict plus the size, modification time, status-change time and inode of every
+    file it names, so a scan replaced under the same name is preprocessed again (MONAI's default key is the file name
+    alone). The status-change time cannot be set by ``cp -p``, ``tar`` or ``touch -r``, which keep size and mtime; it
+    costs one ``stat``, where a digest of a 1 mm scan's bytes would cost a read of the file at every draw."""
     stats = {}
     for key, value in item.items():
         if isinstance(value, str) and os.path.isfile(value):
             status = os.stat(value)
-            stats[key] = (status.st_size, status.st_mtime_ns)
+            stats[key] = (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
     return pickle_hashing({"item": item, "file_stats": stats})
 
 
@@ -36,22 +42,38 @@ def hash_transform_settings(transforms: Sequence) -> bytes:
 
 
 class DiskCacheDataset(PersistentDataset):
-    """``PersistentDataset`` that keeps training when a cache file cannot be written (disk full, folder read-only):
-    the cache only saves time, so the item is computed without it and one warning names the folder; MONAI's own
-    class stops the run with the ``OSError``."""
+    """``PersistentDataset`` whose cache heals itself and never stops training.
+
+    MONAI's writes each entry in ``$TMPDIR`` and moves it (across filesystems a plain copy, never fsynced), and a
+    truncated or emptied entry raises ``EOFError``/``RuntimeError`` at every later run without naming the file. Here an
+    entry is written durably inside ``cache_dir`` (temporary file, fsync, rename); one that cannot be read is logged
+    with its path, deleted and rebuilt; and when an entry cannot be written (disk full, folder read-only) the item is
+    computed without the cache and one warning names the folder (the cache only saves time).
+    """
 
     _warned = False  # set on the instance at its first failed write
 
     def _cachecheck(self, item_transformed):
-        try:
+        if self.cache_dir is None:
             return super()._cachecheck(item_transformed)
+        path = self.cache_dir / f"{self.hash_func(item_transformed).decode('utf-8')}{self.transform_hash}.pt"
+        if path.is_file():
+            try:
+                return torch.load(path, weights_only=self.weights_only)
+            except Exception as error:  # truncated, emptied or foreign: torch raises several types
+                logger.warning("cache entry %s is unreadable (%s); deleted and rebuilt", path, type(error).__name__)
+                path.unlink(missing_ok=True)
+        item = self._pre_transform(deepcopy(item_transformed))
+        try:
+            save_durably(convert_to_tensor(item, convert_numeric=False, track_meta=self.track_meta), path, save=torch.save,
+                         pickle_protocol=self.pickle_protocol)
         except OSError as error:
             if not self._warned:
                 self._warned = True
                 logger.warning("cache_dir=%s: cannot write the cache (%s); training goes on without it, slower. Free "
                                "space there, or pass --cache_dir with room or --cache none", self.cache_dir,
                                error.strerror or error)
-            return self._pre_transform(deepcopy(item_transformed))
+        return item
 
 
 def training_dataset(data: Sequence, transform: Callable, cache: str = "disk", cache_dir: str | None = None,

@@ -92,3 +92,41 @@ def test_other_cache_modes(tmp_path, dataset, cache, kind):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="cache='ram'"):
         training_dataset([], None, cache="ram")
+
+
+@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(b""), lambda p: p.write_bytes(p.read_bytes()[:100]),
+                                    lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])])
+def test_a_damaged_entry_is_logged_deleted_and_rebuilt_and_training_goes_on(tmp_path, dataset, damage, caplog):
+    cache = tmp_path / "cache"
+    touch_every_item(config_dataset(dataset, cache))
+    entry = sorted(cache.glob("*.pt"))[0]
+    good = torch.load(entry, weights_only=True)
+    damage(entry)
+    with caplog.at_level(logging.WARNING, logger="scripts.data_cache"):
+        touch_every_item(config_dataset(dataset, cache))  # a later run
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"cache entry {entry} is unreadable ({lines[0].split('(')[1].split(')')[0]}); deleted and rebuilt"]
+    assert torch.equal(torch.load(entry, weights_only=True)["image"], good["image"])  # repaired, for the next run too
+    assert not list(cache.glob(".tmp-*"))
+
+
+def test_a_label_replaced_in_place_with_its_size_and_mtime_kept_is_preprocessed_again(tmp_path, dataset):
+    import os
+
+    for gz in (dataset / "labelsTr").glob("*.nii.gz"):  # uncompressed: the same shape always gives the same size
+        img = nib.load(gz)
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine), gz.with_suffix(""))
+        gz.unlink()
+    cache = tmp_path / "cache"
+    data = config_dataset(dataset, cache)
+    touch_every_item(data)
+    entries = {p.name for p in cache.glob("*.pt")}
+    label = Path(data.data[0]["label"])
+    before = label.stat()
+    img = nib.load(label)
+    flipped = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)[::-1]), img.affine).to_bytes()
+    label.write_bytes(flipped)  # what cp -p, tar or touch -r leave: new bytes, same size, the old mtime
+    os.utime(label, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (label.stat().st_size, label.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    config_dataset(dataset, cache)[0]
+    assert len({p.name for p in cache.glob("*.pt")} - entries) == 1
