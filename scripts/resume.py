@@ -29,8 +29,24 @@ def _run_folders(output_dir: str, tb_prefix: str) -> list[Path]:
 
 def run_stamp(output_dir: str, tb_prefix: str, resume=False, resume_from: str = "") -> str:
     """The timestamp naming this run's folders: the resumed run's own, or now; rank 0's under DDP."""
-    stamp = _local_run_stamp(output_dir, tb_prefix, resume, resume_from)
+    stamp = _local_run_stamp(output_dir, tb_prefix, resume, resume_from) if idist.get_rank() == 0 else ""
     return idist.broadcast(stamp, src=0) if idist.get_world_size() > 1 else stamp
+
+
+def _new_run_stamp(output_dir: str, tb_prefix: str) -> str:
+    """Now, claimed by creating its folder (``-2``, ``-3``... when another run started in the same second): two
+    runs never share a folder."""
+    root = Path(output_dir) / tb_prefix
+    root.mkdir(parents=True, exist_ok=True)
+    base = datetime.datetime.now().strftime(STAMP_FORMAT)
+    for n in range(1, 1000):
+        stamp = base if n == 1 else f"{base}-{n}"
+        try:
+            (root / stamp).mkdir()
+            return stamp
+        except FileExistsError:
+            continue
+    raise SystemExit(f"{root}: 999 runs started within one second; pass another --tb_prefix")
 
 
 def _local_run_stamp(output_dir: str, tb_prefix: str, resume, resume_from: str) -> str:
@@ -43,12 +59,12 @@ def _local_run_stamp(output_dir: str, tb_prefix: str, resume, resume_from: str) 
         if runs:
             return runs[-1].name
         logger.warning("--resume true, but %s holds no run with checkpoints: starting a new run", Path(output_dir) / tb_prefix)
-    return datetime.datetime.now().strftime(STAMP_FORMAT)
+    return _new_run_stamp(output_dir, tb_prefix)
 
 
 def _candidates(ckpt_dir: Path) -> list[Path]:
-    """``last.pth`` first, then periodic checkpoints newest first."""
-    return [ckpt_dir / "last.pth", *sorted(ckpt_dir.glob("periodic_*.pth"), reverse=True)]
+    """``last.pth``, the periodic checkpoints newest first, then ``best.pth``: on equal progress, the order preferred."""
+    return [ckpt_dir / "last.pth", *sorted(ckpt_dir.glob("periodic_*.pth"), reverse=True), ckpt_dir / "best.pth"]
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -65,8 +81,8 @@ def load_checkpoint(path: Path) -> dict:
 class Resume:
     """Load the newest usable checkpoint of the resumed run into a :class:`~scripts.training_state.TrainingState`.
 
-    With ``resume_from`` that file is used; with ``resume`` the run's ``last.pth``, falling back (with an error
-    line naming the broken file) to the newest ``periodic_*.pth``.
+    With ``resume_from`` that file is used; with ``resume`` the newest readable one of the run's ``last.pth``,
+    ``periodic_*.pth`` and ``best.pth`` (each unreadable one named in an error line).
     """
 
     def __init__(self, ckpt_dir: str, resume=False, resume_from: str = "") -> None:
@@ -98,19 +114,21 @@ class Resume:
                 return None
         else:
             return None
-        errors = []
+        errors, readable = [], []
         for path in candidates:
             try:
-                checkpoint = load_checkpoint(path)
+                readable.append((path, load_checkpoint(path)))
             except ResumeError as error:
-                logger.error("%s; trying the next checkpoint", error)
+                logger.error("%s; not used", error)
                 errors.append(str(error))
-                continue
-            try:
-                state.load_state_dict(checkpoint)
-            except (ValueError, RuntimeError, KeyError) as error:  # a checkpoint of another run or network
-                raise SystemExit(f"cannot resume from {path}: {error}") from error
-            logger.info("Resumed from %s: epoch %d, iteration %d", path, checkpoint["epoch"], checkpoint["global_step"])
-            self._mark_finished(state, checkpoint, path)
-            return checkpoint
-        raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))
+        if not readable:
+            raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))
+        # the newest readable one (most iterations), last.pth before a periodic one before best.pth on a tie
+        path, checkpoint = max(readable, key=lambda pc: (pc[1]["global_step"], -[p for p, _ in readable].index(pc[0])))
+        try:
+            state.load_state_dict(checkpoint)
+        except (ValueError, RuntimeError, KeyError) as error:  # a checkpoint of another run or network
+            raise SystemExit(f"cannot resume from {path}: {error}") from error
+        logger.info("Resumed from %s: epoch %d, iteration %d", path, checkpoint["epoch"], checkpoint["global_step"])
+        self._mark_finished(state, checkpoint, path)
+        return checkpoint

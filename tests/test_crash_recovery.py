@@ -111,3 +111,29 @@ def test_disk_full_stops_cleanly_and_keeps_earlier_checkpoints(tmp_path, monkeyp
     for name in ("best.pth", "last.pth"):
         assert torch.load(folder / name, weights_only=True)["epoch"] == 1
     assert "Traceback" not in capfd.readouterr().out
+
+
+def test_a_second_process_resuming_a_run_that_is_still_training_is_refused(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    args = ["--config_file", TRAIN_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING, "--bundle_root",
+            str(tmp_path), "--dataset_dir", str(data), *cli_args({**SETTINGS, "epochs": 400})]
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
+    first = subprocess.Popen([sys.executable, "-m", "monai.bundle", "run", *args], cwd=BUNDLE, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not epoch_done(tmp_path, 1)():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        folder = checkpoints(tmp_path)
+        before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name == "best.pth"}
+        second = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args, "--resume", "true"], cwd=BUNDLE,
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert first.poll() is None, "the first run should still be training"
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 1
+    assert f"run folder {folder.parent} is in use by process {first.pid}" in second.stderr, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    assert not (folder.parent / "checkpoints" / "best.pth").exists() or before  # the second wrote nothing of its own

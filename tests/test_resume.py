@@ -103,3 +103,27 @@ def test_resuming_a_finished_run_trains_nothing_and_exits_0(tmp_path):
     assert result.returncode == 0, log[-3000:]
     assert "the run has already finished (all 4 epochs done); nothing to train" in log and "Traceback" not in log
     assert (last.stat().st_mtime_ns, model.read_bytes()) == before
+
+
+def test_with_last_pth_damaged_and_no_periodic_checkpoint_the_newest_readable_one_is_used(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data, stop_after=2)
+    folder = checkpoint_dir(tmp_path / "runs")
+    for periodic in folder.glob("periodic_*.pth"):
+        periodic.unlink()
+    (folder / "last.pth").write_bytes((folder / "last.pth").read_bytes()[:1000])
+    best = torch.load(folder / "best.pth", weights_only=True)
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args(SETTINGS), "--resume", "true"])
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert f"{folder / 'last.pth'}: unreadable checkpoint" in log and "Traceback" not in log
+    assert f"Resumed from {folder / 'best.pth'}: epoch {best['epoch']}" in log
+    assert torch.load(folder / "last.pth", weights_only=True)["epoch"] == 4
+
+
+def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path):
+    from scripts.resume import run_stamp
+
+    stamps = {run_stamp(str(tmp_path), "SMALabeller") for _ in range(3)}
+    assert len(stamps) == 3 and all((tmp_path / "SMALabeller" / s).is_dir() for s in stamps)
