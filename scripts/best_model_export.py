@@ -32,6 +32,8 @@ class ExportBestModel:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
+        if idist.get_world_size() > 1:  # rank 0 may still be writing the last best.pth
+            idist.barrier()
         if self.best_checkpoint.is_file():
             best = torch.load(self.best_checkpoint, map_location="cpu", weights_only=True)
             unwrap(self.network).load_state_dict(best["model_state"])

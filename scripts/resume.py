@@ -104,7 +104,8 @@ class Resume:
         self.finished = True
         logger.info("%s: the run has already finished (%s); nothing to train", path, why)
 
-    def load_into(self, state) -> dict | None:
+    def _choose(self) -> tuple[Path, dict] | None:
+        """The checkpoint to resume from, read, or ``None`` when there is nothing to resume."""
         if self.resume_from:
             candidates = [Path(self.resume_from)]
         elif self.resume:
@@ -124,7 +125,28 @@ class Resume:
         if not readable:
             raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))
         # the newest readable one (most iterations), last.pth before a periodic one before best.pth on a tie
-        path, checkpoint = max(readable, key=lambda pc: (pc[1]["global_step"], -[p for p, _ in readable].index(pc[0])))
+        order = [path for path, _ in readable]
+        return max(readable, key=lambda pc: (pc[1]["global_step"], -order.index(pc[0])))
+
+    def load_into(self, state) -> dict | None:
+        if idist.get_world_size() > 1:
+            # rank 0 alone reads the files and sends what it chose: the other ranks need no shared storage, and every
+            # rank resumes from the same checkpoint
+            message = [None]
+            if idist.get_rank() == 0:
+                try:
+                    message = [("chosen", self._choose())]
+                except ResumeError as error:
+                    message = [("error", str(error))]
+            torch.distributed.broadcast_object_list(message, src=0)
+            kind, chosen = message[0]
+            if kind == "error":
+                raise ResumeError(chosen)
+        else:
+            chosen = self._choose()
+        if chosen is None:
+            return None
+        path, checkpoint = chosen
         try:
             state.load_state_dict(checkpoint)
         except (ValueError, RuntimeError, KeyError) as error:  # a checkpoint of another run or network

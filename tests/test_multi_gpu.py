@@ -62,3 +62,17 @@ def test_too_few_validation_volumes_for_the_ranks(tmp_path):
     result = torchrun(tmp_path, write_dataset(tmp_path / "data"), val_set_size=0.2)
     assert result.returncode != 0
     assert "1 validation volume(s) for 2 processes" in result.stdout + result.stderr
+
+
+def test_two_processes_resume_from_rank_0s_checkpoint_and_a_finished_run_trains_nothing(tmp_path):
+    data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
+    settings = {"val_set_size": 0.34, "epochs": 2, "ckpt_period": 1}
+    first = torchrun(tmp_path, data, **settings)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
+    last = next((tmp_path / "runs" / "SMALabeller").glob("*/checkpoints/last.pth"))
+    written = last.stat().st_mtime_ns
+    again = torchrun(tmp_path, data, resume="true", **settings)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-4000:]
+    assert log.count("the run has already finished (all 2 epochs done); nothing to train") == 1  # rank 0 logs
+    assert last.stat().st_mtime_ns == written and "Traceback" not in log
