@@ -59,7 +59,7 @@ class DiskCacheDataset(PersistentDataset):
         path = self.cache_dir / f"{self.hash_func(item_transformed).decode('utf-8')}{self.transform_hash}.pt"
         if path.is_file():
             try:
-                return torch.load(path, weights_only=self.weights_only)
+                return torch.load(path, weights_only=True)  # plain tensors: no pickled code runs
             except Exception as error:  # truncated, emptied or foreign: torch raises several types
                 logger.warning("cache entry %s is unreadable (%s); deleted and rebuilt", path, type(error).__name__)
                 path.unlink(missing_ok=True)
