@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.durable_disk_saver import csv_text, write_text_durably
+
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = BUNDLE_ROOT / "configs"
 
@@ -75,10 +77,7 @@ def write_tables(rows: list[dict], cv_dir: Path, seconds: dict[int, float]) -> s
     import numpy as np
 
     columns = [c for c in rows[0] if c not in ("fold", "case")] if rows else []
-    with open(cv_dir / "cv_metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["fold", "case", *columns])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_text_durably(csv_text(rows, ["fold", "case", *columns]), cv_dir / "cv_metrics.csv")
     lines = ["| fold | case | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 2)]
     for row in rows:
         lines.append(f"| {row['fold']} | {row['case']} | " + " | ".join(f"{_number(row[c]):.4f}" for c in columns) + " |")
@@ -94,10 +93,11 @@ def write_tables(rows: list[dict], cv_dir: Path, seconds: dict[int, float]) -> s
     lines.append(f"{len(rows)} case(s) in {len(seconds)} fold(s); train + evaluate wall time {total:.0f} s "
                  "(" + ", ".join(f"fold {k}: {v:.0f} s" for k, v in sorted(seconds.items())) + ")")
     markdown = "\n".join(lines) + "\n"
-    (cv_dir / "cv_metrics.md").write_text(markdown)
-    (cv_dir / "cv_summary.json").write_text(json.dumps(
+    write_text_durably(markdown, cv_dir / "cv_metrics.md")
+    write_text_durably(json.dumps(
         {"cases": len(rows), "folds": sorted(seconds), "seconds": seconds,
-         "mean": {c: s[0] for c, s in summary.items()}, "std": {c: s[1] for c, s in summary.items()}}, indent=2) + "\n")
+         "mean": {c: s[0] for c, s in summary.items()}, "std": {c: s[1] for c, s in summary.items()}}, indent=2) + "\n",
+        cv_dir / "cv_summary.json")
     return markdown
 
 

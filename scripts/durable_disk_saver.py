@@ -1,7 +1,9 @@
-"""Ignite ``DiskSaver`` that survives power cuts."""
+"""Ignite ``DiskSaver`` that survives power cuts, and the durable write every file the bundle produces goes through."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -37,6 +39,20 @@ def save_durably(obj, path: Path, save: Callable = torch.save, **kwargs) -> None
         Path(tmp_name).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def write_text_durably(text: str, path: Path) -> None:
+    """:func:`save_durably` for a text file (reports, tables, settings): the old file or the new one, never half."""
+    save_durably(text, path, save=lambda obj, f: f.write(obj.encode()))
+
+
+def csv_text(rows: list[dict], fieldnames: list[str]) -> str:
+    """``rows`` as CSV text, header first."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 class DurableDiskSaver(DiskSaver):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -12,6 +11,7 @@ import numpy as np
 from ignite.engine import Engine, Events
 
 from scripts.case_progress import batch_case_ids
+from scripts.durable_disk_saver import csv_text, write_text_durably
 from scripts.surface_metrics import COLUMNS, case_metrics
 
 logger = logging.getLogger(__name__)
@@ -68,12 +68,9 @@ class EvaluationReport:
 
     def write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["case", *COLUMNS])
-            writer.writeheader()
-            writer.writerows(self.rows)
+        write_text_durably(csv_text(self.rows, ["case", *COLUMNS]), self.output_dir / "metrics.csv")
         summary = {"cases": len(self.rows), "metrics": summarise(self.rows)}
-        (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_durably(json.dumps(summary, indent=2) + "\n", self.output_dir / "summary.json")
         for column, stats in summary["metrics"].items():
             if stats["n"]:
                 logger.info(

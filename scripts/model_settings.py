@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from scripts.durable_disk_saver import save_durably
+from scripts.durable_disk_saver import write_text_durably
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ def sidecar(weights_path) -> Path:
 
 def write(settings: dict, weights_path) -> None:
     """Write ``settings`` beside ``weights_path`` durably (temp file, fsync, rename)."""
-    text = json.dumps(settings, indent=4, sort_keys=True) + "\n"
-    save_durably(text, sidecar(weights_path), save=lambda obj, f: f.write(obj.encode()))
+    write_text_durably(json.dumps(settings, indent=4, sort_keys=True) + "\n", sidecar(weights_path))
 
 
 def default_settings() -> dict:

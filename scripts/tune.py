@@ -21,7 +21,6 @@ Everything goes to ``--output_dir`` (default ``<bundle>/runs/tune_<time>``)::
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import logging
@@ -34,6 +33,7 @@ from typing import Any
 
 from scripts.bundle_run import BUNDLE_ROOT, ensure_importable
 from scripts.cli_overrides import split_overrides
+from scripts.durable_disk_saver import csv_text, write_text_durably
 
 logger = logging.getLogger("scripts.tune")
 
@@ -275,17 +275,14 @@ def summarize(results, settings: dict[str, Any], output_dir: Path) -> int:
     rows = trial_rows(results)
     print("\nTrials (last reported epoch; ASHA stops trials early):")
     print(format_table(rows))
-    with open(output_dir / "trials.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_text_durably(csv_text(rows, list(rows[0])), output_dir / "trials.csv")
     reported = [r for r in results if r.metrics and math.isfinite(r.metrics.get(METRIC, math.nan))]
     if not reported:
         print(f"No trial reported {METRIC}; see the errors under {output_dir / 'trials'}", file=sys.stderr)
         return 1
     best = results.get_best_result(metric=METRIC, mode=MODE, scope="all")
     best_file = output_dir / "best.json"
-    best_file.write_text(json.dumps(best_overrides(best, settings), indent=2) + "\n")
+    write_text_durably(json.dumps(best_overrides(best, settings), indent=2) + "\n", best_file)
     lowest = float(best.metrics_dataframe[METRIC].min())
     print(f"\nBest trial {os.path.basename(best.path)}: {METRIC} {lowest:.4f}, the lowest of all trials and epochs; "
           f"its overrides are in {best_file}")

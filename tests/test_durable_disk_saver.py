@@ -41,3 +41,21 @@ def test_retired_file_is_deleted_only_after_its_successor_is_written(tmp_path):
     saver.remove("periodic_0002.pth")
     saver({"e": 3}, "periodic_0002.pth")
     assert torch.load(tmp_path / "periodic_0002.pth", weights_only=True) == {"e": 3}
+
+
+def test_a_report_whose_write_fails_leaves_the_former_one_whole(tmp_path, monkeypatch):
+    import os
+
+    from scripts.durable_disk_saver import csv_text, write_text_durably
+
+    report = tmp_path / "metrics.csv"
+    write_text_durably(csv_text([{"case": "a", "dice": 0.9}], ["case", "dice"]), report)
+    assert report.read_bytes() == b"case,dice\r\na,0.9\r\n"
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        write_text_durably("case,dice\r\nb,0.1\r\n", report)
+    assert report.read_bytes() == b"case,dice\r\na,0.9\r\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
