@@ -218,3 +218,18 @@ def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options
             assert set(options) <= known, (argv, set(options) - known)
         checked.add(argv[2] if module == "scripts.onnx_export" else rest[0])
     assert checked == {"run", "ckpt_export", "verify_net_in_out", "scripts.onnx_export"}
+
+
+def test_an_onnx_model_that_fails_the_check_is_not_left_in_place(tmp_path, one_torch_thread):
+    pytest.importorskip("onnxruntime")
+    from scripts.onnx_export import ExportError, main
+
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    model = tmp_path / "model.pt"
+    torch.save(parser.get_parsed_content("network_def").state_dict(), model)
+    out = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportError, match="nothing written"):
+        main(["--ckpt_file", str(model), "--filepath", str(out), "--atol", "-1"])  # no model can pass
+    assert not out.exists() and not list((tmp_path / "out").iterdir())
+    assert main(["--ckpt_file", str(model), "--filepath", str(out)]) == 0 and out.is_file()
