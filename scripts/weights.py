@@ -45,3 +45,21 @@ def load_weights(network: torch.nn.Module, ckpt_path: str) -> torch.nn.Module:
         ) from e
     logger.info("Loaded weights from %s", path)
     return network.eval()
+
+
+def start_from(network: torch.nn.Module, init_from: str, model_settings: dict, resumed) -> None:
+    """Begin a new run from the weights of ``init_from`` (``model.pt`` or a checkpoint), with this run's fresh
+    schedule: training a finished model longer. Refused with one line when the file's recorded settings differ
+    from this run's; ignored with one line when a resumed checkpoint already set the weights."""
+    if not init_from:
+        return
+    if resumed is not None:
+        logger.info("--init_from %s is not used: the run was resumed from its own checkpoint", init_from)
+        return
+    from scripts import model_settings as settings_file
+
+    settings_file.refuse_contradictions(settings_file.read(init_from), model_settings, init_from)
+    try:
+        load_weights(network, init_from).train()
+    except CheckpointError as error:
+        raise SystemExit(f"configuration error: --init_from {error}") from None

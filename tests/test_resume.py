@@ -127,3 +127,20 @@ def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path):
 
     stamps = {run_stamp(str(tmp_path), "SMALabeller") for _ in range(3)}
     assert len(stamps) == 3 and all((tmp_path / "SMALabeller" / s).is_dir() for s in stamps)
+
+
+def test_init_from_starts_a_new_run_from_trained_weights_with_a_fresh_schedule(tmp_path):
+    import pytest
+
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path / "first", data)
+    model = tmp_path / "first" / "models" / "model.pt"
+    weights = torch.load(model, weights_only=True)
+    longer = make_workflow(tmp_path / "second", data, **{**SETTINGS, "init_from": str(model)})
+    for name, tensor in longer.parser.get_parsed_content("network").state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    assert longer.trainer.state.iteration == 0 and longer.parser.get_parsed_content("lr_scheduler").last_epoch == 0
+    assert longer.parser.get_parsed_content("network").training  # back in training mode after loading
+    # weights recorded with other settings are refused, before any training
+    with pytest.raises(SystemExit, match=r"--spatial_size 48 contradicts the model, trained with spatial_size=32"):
+        make_workflow(tmp_path / "third", data, **{**SETTINGS, "spatial_size": 48, "init_from": str(model)})
