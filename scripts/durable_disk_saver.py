@@ -23,22 +23,34 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def save_durably(obj, path: Path, save: Callable = torch.save, **kwargs) -> None:
-    """``save`` to a ``.tmp-*.part`` file beside ``path``, fsync it, rename it to ``path``, fsync the folder:
-    readers never see a partial file under the final name, and a power cut cannot leave an empty one."""
+def replace_durably(write: Callable[[Path], None], path: Path, suffix: str = ".part") -> None:
+    """``write(temporary path)`` beside ``path``, fsync that file, rename it to ``path``, fsync the folder: readers
+    never see a partial file under the final name, and a power cut cannot leave an empty one. If ``write`` raises
+    (a check that fails included), nothing is renamed and the temporary file is removed. ``suffix`` ends the
+    temporary name (writers that choose their format by extension need it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as tmp:
-            save(obj, tmp, **kwargs)
-            tmp.flush()
-            os.fsync(tmp.fileno())
+        write(Path(tmp_name))
+        with open(tmp_name, "rb+") as written:
+            os.fsync(written.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def save_durably(obj, path: Path, save: Callable = torch.save, **kwargs) -> None:
+    """``save(obj, file)`` through :func:`replace_durably`, into a ``.tmp-*.part`` file beside ``path``."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            save(obj, f, **kwargs)
+
+    replace_durably(write, path)
 
 
 def write_text_durably(text: str, path: Path) -> None:

@@ -42,11 +42,9 @@ def default_settings() -> dict:
     return parser.get_parsed_content("model_settings")
 
 
-def read(ckpt_path) -> dict:
-    """The settings ``ckpt_path`` was trained with: from a training checkpoint (``best.pth``/``last.pth``) its
-    ``model_settings``, from ``model.pt`` the ``model.json`` beside it; train.json's defaults (with one warning line)
-    for weights saved without them, or when the file does not exist yet (loading the weights then says so)."""
-    path = Path(ckpt_path)
+def _recorded_settings(path: Path) -> dict | None:
+    """The settings recorded with ``path``: inside a training checkpoint (``model_settings``), else in the
+    ``model.json`` beside it; ``None`` when there are none."""
     if path.suffix == ".pth" and path.is_file():
         try:
             settings = torch.load(path, map_location="cpu", weights_only=True).get("model_settings")
@@ -60,38 +58,38 @@ def read(ckpt_path) -> dict:
         except (OSError, ValueError) as error:
             raise SystemExit(f"{sidecar(path)}: not readable JSON ({error}); restore it from the model's release "
                              "or delete it to assume the default settings") from None
+    return None
+
+
+def read(ckpt_path) -> dict:
+    """The settings ``ckpt_path`` was trained with: from a training checkpoint (``best.pth``/``last.pth``) its
+    ``model_settings``, from ``model.pt`` the ``model.json`` beside it; train.json's defaults (with one warning line)
+    for weights saved without them, or when the file does not exist yet (loading the weights then says so)."""
+    path = Path(ckpt_path)
+    settings = _recorded_settings(path)
+    if settings is not None:
+        return settings
     if path.is_file():
         logger.warning("%s: no settings recorded with these weights (%s); assuming configs/train.json's defaults",
                        path, sidecar(path).name)
     return default_settings()
 
 
-def recorded(ckpt_path) -> bool:
-    """Whether ``ckpt_path`` carries its settings (in the checkpoint or beside it)."""
-    path = Path(ckpt_path)
-    if sidecar(path).is_file():
-        return True
-    try:
-        return path.suffix == ".pth" and path.is_file() and bool(torch.load(path, weights_only=True).get("model_settings"))
-    except Exception:  # unreadable: loading its weights names the file and the fix
-        return False
-
-
 def refuse_contradictions(trained: dict, current: dict, ckpt_path) -> None:
     """End the process with one line per setting that ``current`` (this run's, overrides included) sets differently
     from ``trained``: the network would see inputs unlike those it learnt from, and its masks would be wrong.
     Weights that carry no settings (saved before they were recorded) take what the command line says."""
-    if not recorded(ckpt_path):
+    if _recorded_settings(Path(ckpt_path)) is None:
         return
     found = [
         f"--{key} {current[key]!r} contradicts the model, trained with {key}={trained[key]!r}: drop the override"
         for key in trained
-        if key in current and key not in NOT_ENFORCED and _normalise(current[key]) != _normalise(trained[key])
+        if key in current and key not in NOT_ENFORCED and normalised(current[key]) != normalised(trained[key])
     ]
     if found:
         raise SystemExit(f"configuration error ({ckpt_path}): " + "\n  ".join(found))
 
 
-def _normalise(value):
+def normalised(value):
     """Tuples and lists compare equal, as they do once written to JSON."""
     return json.loads(json.dumps(value))

@@ -16,7 +16,6 @@ import ast
 import inspect
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from scripts.durable_disk_saver import fsync_directory
+from scripts.durable_disk_saver import replace_durably
 from scripts.weights import load_weights
 
 logger = logging.getLogger(__name__)
@@ -119,22 +118,18 @@ def main(argv=None) -> int:
     if Path(args.meta_file).is_file():
         meta = {"bundle_version": json.loads(Path(args.meta_file).read_text()).get("version", "")}
     meta.update(input_shape=list(input_shape), model_settings=json.dumps(settings, sort_keys=True))
-    # written and checked under a temporary name: a model that fails the check never lands under --filepath
-    target = Path(args.filepath)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    candidate = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    try:
+    diff = None
+
+    def export_and_check(candidate: Path) -> None:
+        nonlocal diff
         export_onnx(network, str(candidate), input_shape, args.opset, meta)
         diff = max_abs_diff(network, str(candidate), input_shape)
         if diff > args.atol:
             raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}; "
                               "nothing written")
-        with open(candidate, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(candidate, target)
-        fsync_directory(target.parent)
-    finally:
-        candidate.unlink(missing_ok=True)
+
+    # written and checked under a temporary name: a model that fails the check never lands under --filepath
+    replace_durably(export_and_check, Path(args.filepath), suffix=".onnx")
     logger.info(
         "Exported %s (input [batch, %s], batch dynamic); max |onnxruntime - PyTorch| = %.3g",
         args.filepath, ", ".join(map(str, input_shape)), diff,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from monai.data.utils import is_no_channel
 from monai.transforms import SaveImaged
 from monai.utils import MetaKeys
 
-from scripts.durable_disk_saver import fsync_directory
+from scripts.durable_disk_saver import replace_durably
 
 
 class SaveLikeInputd(SaveImaged):
@@ -29,16 +27,6 @@ class SaveLikeInputd(SaveImaged):
             had_channel = not is_no_channel(d[key].meta.get(MetaKeys.ORIGINAL_CHANNEL_DIM, "no_channel"))
             self.saver.set_options(data_kwargs={"squeeze_end_dims": not had_channel, "channel_dim": 0})
             final = Path(self.saver.folder_layout.filename(**self.saver.fname_formatter(d[key].meta, self.saver)))
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=self.saver.output_ext, dir=final.parent)
-            os.close(fd)
-            try:
-                self.saver(img=d[key], filename=tmp[: -len(self.saver.output_ext)])
-                with open(tmp, "rb+") as written:
-                    os.fsync(written.fileno())
-                os.replace(tmp, final)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            fsync_directory(final.parent)
+            ext = self.saver.output_ext
+            replace_durably(lambda tmp: self.saver(img=d[key], filename=str(tmp)[: -len(ext)]), final, suffix=ext)
         return d

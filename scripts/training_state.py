@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
 from ignite.engine import Engine
+
+from scripts.model_settings import normalised
 
 
 def unwrap(network: torch.nn.Module) -> torch.nn.Module:
@@ -58,7 +59,7 @@ class TrainingState:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        saved_settings, settings = state.get("model_settings") or {}, json.loads(json.dumps(self.model_settings or {}))
+        saved_settings, settings = state.get("model_settings") or {}, normalised(self.model_settings or {})
         changed = sorted(k for k in saved_settings.keys() & settings.keys() if saved_settings[k] != settings[k])
         if changed:  # weights trained for other inputs would go on learning from these
             raise ValueError(
