@@ -1,4 +1,4 @@
-"""BatchNorm calibration (scripts.precise_bn) as a share of one training epoch.
+"""BatchNorm calibration (scripts.handlers.precise_bn) as a share of one training epoch.
 
 One process, ``configs/train.json`` through ``monai.bundle.ConfigWorkflow`` with default settings on synthetic NIfTI
 volumes (``--iters-per-epoch`` x ``batch_size`` training volumes), validation off. Two trainers run interleaved
@@ -23,7 +23,7 @@ from benchmarks import common  # noqa: E402
 
 def calibration_handler_index() -> int:
     handlers = json.loads(common.TRAIN_CONFIG.read_text())["train"]["handlers"]
-    return next(i for i, h in enumerate(handlers) if h["_target_"] == "scripts.precise_bn.BatchNormCalibration")
+    return next(i for i, h in enumerate(handlers) if h["_target_"] == "scripts.handlers.precise_bn.BatchNormCalibration")
 
 
 def time_handler_calls(cls, spent: list[float]) -> None:
@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     p.add_argument("--bn-calibration-batches", type=int, default=None, help="override the config's bn_calibration_batches")
     args = common.parse(p, argv)
 
-    from scripts.precise_bn import BatchNormCalibration
+    from scripts.handlers.precise_bn import BatchNormCalibration
 
     overrides = {k: v for k, v in (("spatial_size", args.spatial_size), ("slices_per_volume", args.slices_per_volume),
                                    ("num_workers", args.num_workers), ("bn_calibration_batches", args.bn_calibration_batches))

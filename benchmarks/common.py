@@ -29,8 +29,6 @@ import torch  # noqa: E402
 
 TRAIN_CONFIG = BUNDLE / "configs" / "train.json"
 INFERENCE_CONFIG = BUNDLE / "configs" / "inference.json"
-METADATA = BUNDLE / "configs" / "metadata.json"
-LOGGING = BUNDLE / "configs" / "logging.conf"
 RESULTS = BUNDLE / "benchmarks" / "results"
 
 # a value the bundle's `val_interval` never reaches in a benchmark: no validation and, since BN calibration
@@ -130,7 +128,7 @@ def write_dataset(root: Path, volumes: int, shape, seed: int = 0, labels: bool =
 
 
 def volumes_for_training_set(n_train: int, val_set_size: float = 0.2) -> int:
-    """How many volumes give exactly ``n_train`` training volumes under the bundle's split (scripts.cases.split_cases)."""
+    """How many volumes give exactly ``n_train`` training volumes under the bundle's split (scripts.data.cases.split_cases)."""
     for n in range(n_train + 1, 4 * n_train + 10):
         n_val = min(max(1, round(val_set_size * n)), n - 1)
         if n - n_val == n_train:
@@ -168,12 +166,10 @@ def device_override(device: str) -> str:
 
 def config_workflow(config: Path, workflow_type: str | None, **overrides):
     """``ConfigWorkflow`` of a bundle config with overrides, initialized, as ``monai.bundle run`` builds it."""
-    from monai.bundle import ConfigWorkflow
+    from scripts.tools.launch import build_workflow
 
-    workflow = ConfigWorkflow(
-        config_file=str(config), meta_file=str(METADATA), logging_file=str(LOGGING), workflow_type=workflow_type,
-        **{k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
-    )
+    workflow = build_workflow({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
+                              files=[str(config)], workflow_type=workflow_type)
     workflow.initialize()
     return workflow
 

@@ -14,29 +14,26 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from scripts.tools.launch import config_files, run_bundle
+
 BUNDLE = Path(__file__).resolve().parents[1]
-MODES = {"2D": [], "2.5D": ["configs/train_2.5d.json"], "3D": ["configs/train_3d.json"]}
 EPOCH_TIME = re.compile(r"SupervisedTrainer - INFO - Epoch\[\d+\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
 
 
 def bundle_run(mode: str, root: Path, dataset_dir: str | None, overrides: dict, extra_configs: tuple = ()) -> str:
-    configs = "[" + ",".join(f"'{BUNDLE / c}'" for c in ["configs/train.json", *MODES[mode], *extra_configs]) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root)]
-    if dataset_dir:
-        cmd += ["--dataset_dir", dataset_dir]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    result = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(BUNDLE)})
-    if result.returncode:
-        raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
-    return result.stdout + result.stderr
+    """One bundle run of ``mode`` (its layered files and ``extra_configs`` on train.json) into ``root``; its log."""
+    files = [*config_files(mode), *(str(BUNDLE / c) for c in extra_configs)]
+    settings = {"bundle_root": root, **({"dataset_dir": dataset_dir} if dataset_dir else {}), **overrides}
+    log = root / f"{mode}-{len(extra_configs)}.log"
+    root.mkdir(parents=True, exist_ok=True)
+    run_bundle(files, settings, log)
+    return log.read_text()
 
 
 def held_out_scores(mode: str, root: Path, dataset_dir: str | None, overrides: dict, test_dir: str) -> dict:

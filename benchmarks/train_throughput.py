@@ -8,7 +8,7 @@ rounds (after ``--warmup-rounds`` untimed rounds) and the ratios b/a and c/b com
 (b) and (c) are ``configs/train.json`` through ``monai.bundle.ConfigWorkflow`` with overrides: validation is off
 (``val_interval`` beyond the run, which also keeps BatchNorm calibration out; see benchmarks.bn_calibration);
 (b) replaces ``train#dataloader`` by ready batches in memory. (a) uses the config's ``network_def``, the same AdamW,
-OneCycleLR, loss (``scripts.losses.build_loss``), slices per step and threads, and no handlers.
+OneCycleLR, loss (``scripts.networks.losses.build_loss``), slices per step and threads, and no handlers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
-# (c) runs: the config's `cache` knob (scripts/data_cache.py), and with a ThreadDataLoader in the main process
+# (c) runs: the config's `cache` knob (scripts/data/data_cache.py), and with a ThreadDataLoader in the main process
 CACHE_MODES = {
     "disk": "PersistentDataset(cache_dir), DataLoader(num_workers)",
     "memory": "CacheDataset(cache_rate=1.0), DataLoader(num_workers)",
@@ -88,8 +88,8 @@ class BareLoop:
     def __init__(self, args, settings: dict, total_epochs: int) -> None:
         from monai.bundle import ConfigParser
 
-        import scripts.losses
-        from scripts.slicing import volumes_to_slices
+        import scripts.networks.losses
+        from scripts.networks.slicing import volumes_to_slices
 
         parser = ConfigParser()
         parser.read_config(str(common.TRAIN_CONFIG))
@@ -106,7 +106,7 @@ class BareLoop:
             self.optimizer, max_lr=settings["max_lr"], div_factor=settings["max_lr"] / settings["lr"],
             total_steps=total_epochs * len(self.batches),
         )
-        self.loss = scripts.losses.build_loss(settings["loss_function"])
+        self.loss = scripts.networks.losses.build_loss(settings["loss_function"])
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
 
     def epoch(self) -> dict:

@@ -1,4 +1,4 @@
-"""The original app's interface (scripts/app.py): its command line and SMALabellerApp.do2dTraining, both real runs
+"""The original app's interface (scripts/tools/app.py): its command line and SMALabellerApp.do2dTraining, both real runs
 of the bundle's training workflow."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def test_cli_with_the_original_flags(tmp_path):
     data = write_dataset(tmp_path / "data")
     root = tmp_path / "bundle"
     result = run_module([
-        "scripts.app", "--unet_dimensions", "2D", "--num_workers", "0", "--batch_size", "2", "--epochs", "1",
+        "scripts.tools.app", "--unet_dimensions", "2D", "--num_workers", "0", "--batch_size", "2", "--epochs", "1",
         "--training_images", str(data / "imagesTr"), "--training_labels", str(data / "labelsTr"),
         "--tb_prefix", "MyPrefix", "--val_set_size", "0.2",
         # bundle overrides the original app did not have: tiny slices, and where the run writes
@@ -38,7 +38,7 @@ def test_cli_with_the_original_flags(tmp_path):
 
 
 def test_cli_refuses_an_unknown_unet_dimensions_in_one_line():
-    from scripts.app import main
+    from scripts.tools.app import main
 
     # SystemExit with a message: Python prints that one line to stderr and exits with status 1, before any work
     with pytest.raises(SystemExit) as stopped:
@@ -49,8 +49,8 @@ def test_cli_refuses_an_unknown_unet_dimensions_in_one_line():
 
 
 def test_modes_other_than_2d_layer_their_config_file():
-    from scripts.bundle_run import TRAIN_CONFIG, config_files
-    from scripts.config_check import MODE_FILES
+    from scripts.tools.launch import TRAIN_CONFIG, config_files
+    from scripts.config.config_check import MODE_FILES
 
     assert config_files(None) == config_files("2D") == [str(TRAIN_CONFIG)]
     for mode, layered in MODE_FILES.items():
@@ -59,7 +59,7 @@ def test_modes_other_than_2d_layer_their_config_file():
 
 
 def test_do2dtraining_uses_the_config(tmp_path, one_torch_thread):
-    from scripts.app import SMALabellerApp
+    from scripts.tools.app import SMALabellerApp
 
     data = write_dataset(tmp_path / "data")
     root = tmp_path / "bundle"
@@ -75,7 +75,7 @@ def test_do2dtraining_uses_the_config(tmp_path, one_torch_thread):
 
 
 def test_do2dtraining_rejects_unknown_config_keys():
-    from scripts.app import SMALabellerApp
+    from scripts.tools.app import SMALabellerApp
 
     with pytest.raises(ValueError, match="learning_rate"):
         SMALabellerApp({}).do2dTraining({"learning_rate": 1e-3})
@@ -86,7 +86,7 @@ def test_do2dtraining_rejects_unknown_config_keys():
 
 
 def test_overrides_are_read_like_the_bundle_cli():
-    from scripts.app import SMALabellerApp
+    from scripts.tools.app import SMALabellerApp
 
     app = SMALabellerApp.from_cli([
         "--epochs", "3", "--spatial_size", "64", "--lr=3e-4", "--augmentations", "false",

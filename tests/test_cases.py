@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cases import DatasetError, find_cases, split_cases
+from scripts.data.cases import DatasetError, find_cases, split_cases
 from tests.conftest import write_dataset
 
 

@@ -1,6 +1,6 @@
 """A bad configuration is refused with one line per problem, status 1, no traceback, before training starts."""
 
-from scripts.config_check import problems_in
+from scripts.config.config_check import problems_in
 from tests.conftest import FAST, TRAIN_CONFIG, cli_args, run_bundle
 
 GOOD = {
@@ -57,7 +57,7 @@ def test_unwritable_cache_dir_is_named(tmp_path):
 
     import pytest
 
-    from scripts.config_check import check_settings
+    from scripts.config.config_check import check_settings
 
     blocker = tmp_path / "a_file"
     blocker.write_text("")

@@ -1,4 +1,4 @@
-"""scripts/cross_validate.py: every fold trained and scored on its own held-out volumes, one table."""
+"""scripts/tools/cross_validate.py: every fold trained and scored on its own held-out volumes, one table."""
 
 import csv
 
@@ -10,7 +10,7 @@ def test_two_folds_score_every_case_once_and_write_the_tables(tmp_path):
     cv_dir = tmp_path / "cv"
     settings = {**FAST, "amp": "false", "device": "cpu", "bn_calibration_batches": 1}
     result = run_module(
-        ["scripts.cross_validate", "--dataset_dir", str(data), "--num_folds", "2", "--cv_dir", str(cv_dir),
+        ["scripts.tools.cross_validate", "--dataset_dir", str(data), "--num_folds", "2", "--cv_dir", str(cv_dir),
          *cli_args(settings)],
         env=ONE_THREAD_ENV, timeout=900,
     )
@@ -28,5 +28,5 @@ def test_two_folds_score_every_case_once_and_write_the_tables(tmp_path):
 
 
 def test_bad_arguments_are_one_line(tmp_path):
-    result = run_module(["scripts.cross_validate", "--dataset_dir", str(tmp_path), "--num_folds", "1"])
+    result = run_module(["scripts.tools.cross_validate", "--dataset_dir", str(tmp_path), "--num_folds", "1"])
     assert result.returncode != 0 and "num_folds=1" in result.stderr

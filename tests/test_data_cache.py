@@ -11,7 +11,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import CacheDataset, Dataset, PersistentDataset
 
-from scripts.data_cache import DiskCacheDataset, training_dataset
+from scripts.data.data_cache import DiskCacheDataset, training_dataset
 from tests.conftest import TRAIN_CONFIG
 
 
@@ -74,7 +74,7 @@ def test_a_full_cache_folder_slows_training_down_instead_of_stopping_it(tmp_path
 
     data = config_dataset(dataset, tmp_path / "cache")
     monkeypatch.setattr(torch, "save", disk_full)
-    with caplog.at_level(logging.WARNING, logger="scripts.data_cache"):
+    with caplog.at_level(logging.WARNING, logger="scripts.data.data_cache"):
         items = [data[i] for i in range(len(data))]
     assert all(item[0]["image"].shape[1:3] == (32, 32) for item in items)
     assert not list((tmp_path / "cache").glob("*.pt"))
@@ -102,9 +102,9 @@ def test_a_damaged_entry_is_logged_deleted_and_rebuilt_and_training_goes_on(tmp_
     entry = sorted(cache.glob("*.pt"))[0]
     good = torch.load(entry, weights_only=True)
     damage(entry)
-    with caplog.at_level(logging.WARNING, logger="scripts.data_cache"):
+    with caplog.at_level(logging.WARNING, logger="scripts.data.data_cache"):
         touch_every_item(config_dataset(dataset, cache))  # a later run
-    lines = [r.getMessage() for r in caplog.records if r.name == "scripts.data_cache"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "scripts.data.data_cache"]
     assert lines == [f"cache entry {entry} is unreadable ({lines[0].split('(')[1].split(')')[0]}); deleted and rebuilt"]
     assert torch.equal(torch.load(entry, weights_only=True)["image"], good["image"])  # repaired, for the next run too
     assert not list(cache.glob(".tmp-*"))

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from scripts.durable_disk_saver import DurableDiskSaver
+from scripts.persistence.durable_disk_saver import DurableDiskSaver
 
 
 def test_fsyncs_file_and_directory_before_the_name_counts(tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_retired_file_is_deleted_only_after_its_successor_is_written(tmp_path):
 def test_a_report_whose_write_fails_leaves_the_former_one_whole(tmp_path, monkeypatch):
     import os
 
-    from scripts.durable_disk_saver import csv_text, write_text_durably
+    from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 
     report = tmp_path / "metrics.csv"
     write_text_durably(csv_text([{"case": "a", "dice": 0.9}], ["case", "dice"]), report)

@@ -7,7 +7,7 @@ from monai.data import Dataset
 from monai.transforms import Compose, RandGaussianNoised
 from torch.utils.data import DataLoader
 
-from scripts.epoch_sampler import EpochSampler, SeededItems
+from scripts.data.epoch_sampler import EpochSampler, SeededItems
 
 
 def draws(sampler, seed):

@@ -15,10 +15,10 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-from scripts.cases import DatasetError
-from scripts.eval_cases import select_cases
-from scripts.evaluation_report import summarise
-from scripts.surface_metrics import case_metrics
+from scripts.data.cases import DatasetError
+from scripts.data.eval_cases import select_cases
+from scripts.handlers.evaluation_report import summarise
+from scripts.handlers.surface_metrics import case_metrics
 from tests.conftest import EVALUATE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, cli_args, run_module
 
 COLUMNS = ["case", "dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml"]
@@ -81,8 +81,8 @@ def test_eval_split_is_trainings_validation_split_or_everything():
     cases = [{"case": f"c{i}"} for i in range(10)]
     merged = ConfigParser()
     merged.read_config([TRAIN_CONFIG, EVALUATE_CONFIG])
-    assert merged["validate"]["dataset"]["data"].startswith("$scripts.eval_cases.select_cases(@cases,")
-    from scripts.cases import split_cases
+    assert merged["validate"]["dataset"]["data"].startswith("$scripts.data.eval_cases.select_cases(@cases,")
+    from scripts.data.cases import split_cases
 
     assert select_cases(cases, "validation", 0.2, 42) == split_cases(cases, 0.2, 42)[1]
     assert select_cases(cases, "all", 0.2, 42) == cases

@@ -13,7 +13,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from scripts.onnx_export import build_network, export_onnx, max_abs_diff
+from scripts.tools.onnx_export import build_network, export_onnx, max_abs_diff
 from tests.conftest import BUNDLE, INFERENCE_CONFIG, METADATA, TRAINED, run_module
 
 # the model zoo's metadata schema: the project's offline copy beside the clone, else the copy kept in tests/data (the
@@ -54,7 +54,7 @@ def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(trained_bundle, tmp
     ort = pytest.importorskip("onnxruntime")
     path = tmp_path / "model.onnx"
     result = run_module(
-        ["scripts.onnx_export", "--ckpt_file", str(trained_bundle["model"]), "--filepath", str(path)]
+        ["scripts.tools.onnx_export", "--ckpt_file", str(trained_bundle["model"]), "--filepath", str(path)]
     )  # the input size comes from the settings recorded with the model
     assert result.returncode == 0, result.stderr[-3000:]
     logged = re.search(r"max \|onnxruntime - PyTorch\| = (\S+)", result.stdout + result.stderr)
@@ -100,10 +100,10 @@ def test_onnx_export_of_an_untrained_network_runs_in_process(tmp_path, one_torch
     [("2.5D", {"context_slices": 2}, (5, 32, 32)), ("3D", {"patch_size": [32, 32, 16]}, (1, 32, 32, 16))],
 )
 def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, mode, settings, shape):
-    """2.5D and 3D networks: ckpt_export and scripts.onnx_export with inference.json alone, the mode, sizes and
+    """2.5D and 3D networks: ckpt_export and scripts.tools.onnx_export with inference.json alone, the mode, sizes and
     channels read from the settings saved beside the weights."""
     pytest.importorskip("onnxruntime")
-    from scripts import model_settings
+    from scripts.networks import model_settings
 
     trained = {**model_settings.default_settings(), "unet_dimensions": mode, "spatial_size": 32, **settings}
     trained["network_args"] = {**trained["network_args"], "spatial_dims": 3 if mode == "3D" else 2,
@@ -125,7 +125,7 @@ def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, m
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(ts))(x), network(x), atol=1e-5)
     onnx_path = tmp_path / "model.onnx"
-    result = run_module(["scripts.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path),
+    result = run_module(["scripts.tools.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path),
                          "--meta_file", METADATA])
     assert result.returncode == 0, result.stderr[-3000:]
     assert max_abs_diff(network, str(onnx_path), shape, batch_sizes=(1, 2)) < 1e-4
@@ -198,13 +198,13 @@ def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options
 
     from monai.bundle import scripts as bundle_scripts
 
-    from scripts import onnx_export
+    from scripts.tools import onnx_export
 
     checked = set()
     for argv in _readme_commands(commands):
         module, rest = argv[2], argv[3:]
         options = [a[2:] for a in rest if a.startswith("--")]
-        if module == "scripts.onnx_export":
+        if module == "scripts.tools.onnx_export":
             known = set(re.findall(r'add_argument\("--(\w+)"', inspect.getsource(onnx_export.main)))
             assert set(options) <= known, argv
         else:
@@ -220,13 +220,13 @@ def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options
             for f in (f for f in named if "[" not in f):
                 assert (BUNDLE / f).is_file(), (argv, f)
             assert set(options) <= known, (argv, set(options) - known)
-        checked.add(argv[2] if module == "scripts.onnx_export" else rest[0])
-    assert checked == {"run", "ckpt_export", "verify_net_in_out", "scripts.onnx_export"}
+        checked.add(argv[2] if module == "scripts.tools.onnx_export" else rest[0])
+    assert checked == {"run", "ckpt_export", "verify_net_in_out", "scripts.tools.onnx_export"}
 
 
 def test_an_onnx_model_that_fails_the_check_is_not_left_in_place(tmp_path, one_torch_thread):
     pytest.importorskip("onnxruntime")
-    from scripts.onnx_export import ExportError, main
+    from scripts.tools.onnx_export import ExportError, main
 
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)

@@ -4,7 +4,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd, Orientationd
 
-from scripts.fit_in_plane import FitInPlane, FitInPlaned
+from scripts.transforms.fit_in_plane import FitInPlane, FitInPlaned
 
 
 def world(affine, index):

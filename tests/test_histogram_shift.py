@@ -3,7 +3,7 @@
 import torch
 from monai.transforms import RandHistogramShift
 
-from scripts.histogram_shift import SafeRandHistogramShift, SafeRandHistogramShiftd
+from scripts.transforms.histogram_shift import SafeRandHistogramShift, SafeRandHistogramShiftd
 
 
 def test_a_slice_of_one_value_give_or_take_rounding_stays_finite_and_unchanged():

@@ -14,10 +14,10 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.inferers import SimpleInferer
 from scipy import ndimage
 
-from scripts.cases import DatasetError
-from scripts.flip_tta import FlipTTAInferer, with_flip_tta
-from scripts.inference_cases import find_images
-from scripts.weights import CheckpointError, load_weights
+from scripts.data.cases import DatasetError
+from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
+from scripts.data.inference_cases import find_images
+from scripts.networks.weights import CheckpointError, load_weights
 from tests.conftest import (
     INFERENCE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, affine_for, blob_volume, cli_args, run_module,
 )

@@ -1,11 +1,11 @@
-"""scripts/intensity.py: normalisations that agree across intensity scales and background noise."""
+"""scripts/transforms/intensity.py: normalisations that agree across intensity scales and background noise."""
 
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 
-from scripts.intensity import METHODS, NormaliseIntensityd, normalise, otsu_threshold
+from scripts.transforms.intensity import METHODS, NormaliseIntensityd, normalise, otsu_threshold
 
 
 def head(noisy: bool, scale: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

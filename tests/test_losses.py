@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from scripts.losses import build_loss
+from scripts.networks.losses import build_loss
 
 
 @pytest.mark.parametrize("name", ["dice", "cross_entropy", "combination"])

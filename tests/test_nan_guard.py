@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from scripts.nan_guard import exit_if_stopped
+from scripts.handlers.nan_guard import exit_if_stopped
 from tests.conftest import checkpoint_dir, make_workflow
 
 

@@ -7,7 +7,7 @@ import torch
 from monai.data import NibabelReader
 from monai.transforms import LoadImage
 
-from scripts.nifti_reader import NiftiReader, load_nifti, open_nifti
+from scripts.data.nifti_reader import NiftiReader, load_nifti, open_nifti
 
 
 def oblique_affine():
@@ -112,7 +112,7 @@ def test_damaged_files_fail_as_with_nibabel(tmp_path):
 
 
 def test_without_isal_files_are_read_by_nibabel(tmp_path, monkeypatch):
-    import scripts.nifti_reader as nifti_reader
+    import scripts.data.nifti_reader as nifti_reader
 
     path = scans(tmp_path)["scaled_int16.nii.gz"]
     monkeypatch.setattr(nifti_reader, "has_isal", False)

@@ -1,7 +1,6 @@
 """The train config's own deterministic transforms bring scans of any intensity range to one scale."""
 
 import nibabel as nib
-import numpy as np
 import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
@@ -12,7 +11,7 @@ from tests.conftest import TRAIN_CONFIG, affine_for, blob_volume
 def test_0_to_20_and_0_to_10000_scans_normalise_alike(tmp_path):
     parser = ConfigParser()
     parser.read_config(TRAIN_CONFIG)
-    from scripts.intensity import NormaliseIntensityd
+    from scripts.transforms.intensity import NormaliseIntensityd
 
     transforms = parser.get_parsed_content("train#deterministic_transforms")
     # up to the normalisation: the in-plane fit after it resamples the intensities it is checked on
@@ -29,8 +28,8 @@ def test_0_to_20_and_0_to_10000_scans_normalise_alike(tmp_path):
     low, high = outputs
     assert torch.allclose(low, high, atol=1e-4)
     # default zscore_foreground: the voxels above the Otsu threshold (the bright blob) have mean 0 and std 1, or
-    # less where the blob's own std is below the floor (scripts.intensity.STD_FLOOR), as for this uniform blob
-    from scripts.intensity import otsu_threshold
+    # less where the blob's own std is below the floor (scripts.transforms.intensity.STD_FLOOR), as for this uniform blob
+    from scripts.transforms.intensity import otsu_threshold
 
     assert parser.get_parsed_content("intensity_normalisation") == "zscore_foreground"
     foreground = high[high > otsu_threshold(high)]

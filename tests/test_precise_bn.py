@@ -1,7 +1,7 @@
 import torch
 from ignite.engine import Engine, Events
 
-from scripts.precise_bn import BatchNormCalibration, average_batch_statistics, restore_momentum
+from scripts.handlers.precise_bn import BatchNormCalibration, average_batch_statistics, restore_momentum
 
 
 def batches(n: int) -> list[torch.Tensor]:

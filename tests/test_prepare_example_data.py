@@ -1,4 +1,4 @@
-"""scripts/prepare_example_data.py: real-MRI example cases from nilearn's MNI152 template (optional extra)."""
+"""scripts/tools/prepare_example_data.py: real-MRI example cases from nilearn's MNI152 template (optional extra)."""
 
 import json
 
@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("nilearn")
 
-from scripts.cases import find_cases  # noqa: E402
-from scripts.prepare_example_data import VOXEL_TO_WORLD, build  # noqa: E402
+from scripts.data.cases import find_cases  # noqa: E402
+from scripts.tools.prepare_example_data import VOXEL_TO_WORLD, build  # noqa: E402
 
 
 @pytest.fixture(scope="module")

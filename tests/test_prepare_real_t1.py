@@ -1,4 +1,4 @@
-"""scripts/prepare_real_t1.py: the multi-source set's layout and its second (coronal, 2x3x2 mm) acquisitions.
+"""scripts/tools/prepare_real_t1.py: the multi-source set's layout and its second (coronal, 2x3x2 mm) acquisitions.
 
 The icbm09 source alone: it comes from nilearn (the optional example extra), the others need a package download."""
 
@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("nilearn")
 
-from scripts.cases import find_cases  # noqa: E402
-from scripts.prepare_real_t1 import build  # noqa: E402
+from scripts.data.cases import find_cases  # noqa: E402
+from scripts.tools.prepare_real_t1 import build  # noqa: E402
 
 
 def world_centroid(path) -> np.ndarray:

@@ -123,7 +123,7 @@ def test_with_last_pth_damaged_and_no_periodic_checkpoint_the_newest_readable_on
 
 
 def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path):
-    from scripts.resume import run_stamp
+    from scripts.persistence.resume import run_stamp
 
     stamps = {run_stamp(str(tmp_path), "SMALabeller") for _ in range(3)}
     assert len(stamps) == 3 and all((tmp_path / "SMALabeller" / s).is_dir() for s in stamps)

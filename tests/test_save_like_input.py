@@ -1,4 +1,4 @@
-"""scripts/save_like_input.py: masks keep the scan's layout and appear under their final name only when complete."""
+"""scripts/transforms/save_like_input.py: masks keep the scan's layout and appear under their final name only when complete."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from monai.data import MetaTensor
 from monai.data.image_writer import NibabelWriter
 
-from scripts.inference_cases import mask_name
-from scripts.save_like_input import SaveLikeInputd
+from scripts.data.inference_cases import mask_name
+from scripts.transforms.save_like_input import SaveLikeInputd
 
 
 def prediction(tmp_path, shape, name="case_0000.nii.gz") -> dict:

@@ -30,7 +30,7 @@ def test_the_models_settings_are_beside_it_and_its_weights_fit_them():
     import torch
     from monai.networks.nets import UNet
 
-    from scripts.model_settings import read
+    from scripts.networks.model_settings import read
 
     settings = read(MODEL)
     assert settings["unet_dimensions"] == "2D" and settings["spatial_size"] == 128
@@ -41,7 +41,7 @@ def test_inference_json_masks_a_real_t1_head_out_of_the_box(tmp_path):
     """icbm09 (nilearn's template with a synthetic scalp) is one of the model's training sources: this checks the
     shipped file and the pipeline on a real brain, both acquisitions; figures on unseen sources are in docs/README.md."""
     pytest.importorskip("nilearn")
-    from scripts.prepare_real_t1 import build
+    from scripts.tools.prepare_real_t1 import build
 
     build(tmp_path / "data", tmp_path / "packages", sources=("icbm09",))
     out = tmp_path / "masks"

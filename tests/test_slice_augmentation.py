@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from scripts.slice_augmentation import SliceAugmentation, affine_grid
-from scripts.slicing import PatchPrepareBatch, SlicePrepareBatch
+from scripts.transforms.slice_augmentation import SliceAugmentation, affine_grid
+from scripts.networks.slicing import PatchPrepareBatch, SlicePrepareBatch
 
 NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, translate_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
 

@@ -1,4 +1,4 @@
-"""scripts/slice_axis.py: which axis the 2D network slices along, invertibly, with a true affine."""
+"""scripts/transforms/slice_axis.py: which axis the 2D network slices along, invertibly, with a true affine."""
 
 import nibabel as nib
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, Invertd, LoadImaged, Orientationd
 
-from scripts.fit_in_plane import FitInPlaned
-from scripts.slice_axis import SliceAxis, SliceAxisd, choose_axis
+from scripts.transforms.fit_in_plane import FitInPlaned
+from scripts.transforms.slice_axis import SliceAxis, SliceAxisd, choose_axis
 from tests.conftest import affine_for
 
 
@@ -85,7 +85,7 @@ def test_image_and_label_get_the_same_axis():
 
 
 def test_an_item_naming_its_plane_is_sliced_along_it_and_cases_come_once_per_plane():
-    from scripts.cases import along_planes
+    from scripts.data.cases import along_planes
 
     items = along_planes([{"image": "a"}, {"image": "b"}], ["axial", "coronal", "sagittal"])
     assert [(i["image"], i["slice_plane"]) for i in items[:3]] == [("a", "axial"), ("a", "coronal"), ("a", "sagittal")]

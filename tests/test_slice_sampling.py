@@ -4,7 +4,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import BorderPadd, Compose, RandCropByPosNegLabeld
 
-from scripts.slice_sampling import RandSlicesByPosNegLabeld
+from scripts.data.slice_sampling import RandSlicesByPosNegLabeld
 
 
 def volume_with_foreground(depth: int = 12) -> dict:

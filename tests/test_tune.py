@@ -1,4 +1,4 @@
-"""Ray Tune search (scripts/tune.py): two real trials of one epoch on tiny data, then the best overrides re-run
+"""Ray Tune search (scripts/tools/tune.py): two real trials of one epoch on tiny data, then the best overrides re-run
 through ``monai.bundle run --args_file``. The search itself needs Ray (requirements-tune.txt, not installed by
 requirements-dev.txt: about 515 MB); without it that test is skipped, the checks of the command line still run."""
 
@@ -24,7 +24,7 @@ def test_two_trials_and_best_json_reruns(tmp_path):
     out = tmp_path / "tune_output_folder_with_a_long_name_so_ray_temp_goes_through_a_short_link"
     small = {k: v for k, v in FAST.items() if k != "epochs"}
     result = run_module([
-        "scripts.tune", "--num_samples", "2", "--max_epochs", "1", "--dataset_dir", str(data), "--output_dir", str(out),
+        "scripts.tools.tune", "--num_samples", "2", "--max_epochs", "1", "--dataset_dir", str(data), "--output_dir", str(out),
         "--num_cpus", "2", "--cpus_per_trial", "1", "--gpus_per_trial", "0", *cli_args(small),
     ], timeout=400, env=ONE_THREAD_ENV)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -62,7 +62,7 @@ def test_two_trials_and_best_json_reruns(tmp_path):
 
 
 def test_search_keys_cannot_be_overridden():
-    from scripts.tune import parse_args
+    from scripts.tools.tune import parse_args
 
     with pytest.raises(SystemExit) as stopped:
         parse_args(["--num_samples", "2", "--lr", "1e-3"])
@@ -72,7 +72,7 @@ def test_search_keys_cannot_be_overridden():
 
 
 def test_long_output_dir_reaches_ray_through_a_short_link(tmp_path):
-    from scripts.tune import MAX_RAY_TEMP_DIR, RayTempDir
+    from scripts.tools.tune import MAX_RAY_TEMP_DIR, RayTempDir
 
     out = tmp_path / ("x" * 80)
     with RayTempDir(out) as temp_dir:
@@ -85,7 +85,7 @@ def test_long_output_dir_reaches_ray_through_a_short_link(tmp_path):
 def test_without_ray_the_search_says_how_to_install_it(monkeypatch):
     import sys
 
-    from scripts import tune
+    from scripts.tools import tune
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(SystemExit, match="requirements-tune.txt"):
@@ -95,7 +95,7 @@ def test_without_ray_the_search_says_how_to_install_it(monkeypatch):
 def test_trials_asking_for_more_than_ray_has_are_refused():
     from argparse import Namespace
 
-    from scripts.tune import check_resources
+    from scripts.tools.tune import check_resources
 
     check_resources({"CPU": 2.0}, Namespace(cpus_per_trial=1, gpus_per_trial=0))
     with pytest.raises(SystemExit, match="--gpus_per_trial 1: Ray has 0 GPUs"):

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.verify_data import check_dataset, main
+from scripts.data.verify_data import check_dataset, main
 from tests.conftest import BUNDLE, write_dataset
 
 
@@ -186,7 +186,7 @@ def test_command_line_entry_point(tmp_path):
     root = write_dataset(tmp_path / "data")
     truncate(label(root, 4))
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.verify_data", "--dataset_dir", str(root)], cwd=BUNDLE, capture_output=True, text=True
+        [sys.executable, "-m", "scripts.data.verify_data", "--dataset_dir", str(root)], cwd=BUNDLE, capture_output=True, text=True
     )
     assert result.returncode == 1
     assert f"ERROR {label(root, 4)}: unreadable NIfTI" in result.stdout

@@ -1,0 +1,1 @@
+"""Checking settings and reading them from command lines."""

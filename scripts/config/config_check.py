@@ -1,0 +1,102 @@
+"""Refuse a bad configuration with one clear line before any work starts."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from scripts.data.data_cache import CACHE_MODES
+from scripts.config.flags import as_bool
+from scripts.networks.losses import LOSSES
+from scripts.transforms.slice_axis import SLICE_AXES
+
+UNET_DIMENSIONS = ("2D", "2.5D", "3D")
+MODE_FILES = {"2D": "configs/train.json", "2.5D": "configs/train_2.5d.json", "3D": "configs/train_3d.json"}
+
+
+def _positive_int(settings: dict, key: str) -> str | None:
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"{key}={value!r}: must be a whole number >= 1, e.g. --{key} 2"
+    return None
+
+
+def problems_in(settings: dict) -> list[str]:
+    """Every problem with the resolved settings, one line each."""
+    found = []
+    if settings.get("loss_function") not in LOSSES:
+        found.append(f"loss_function={settings.get('loss_function')!r}: use one of {', '.join(LOSSES)}")
+    mode = settings.get("unet_dimensions")
+    if mode not in UNET_DIMENSIONS:
+        found.append(f"unet_dimensions={mode!r}: use one of {', '.join(UNET_DIMENSIONS)}")
+    elif mode != settings.get("layered_mode", mode):
+        files = "'configs/train.json'" + ("" if mode == "2D" else f",'{MODE_FILES[mode]}'")
+        found.append(f"unet_dimensions={mode!r}: run with --config_file \"[{files}]\" (the {mode} parts live there)")
+    context = settings.get("context_slices", 0)
+    if mode == "2.5D" and (not isinstance(context, int) or context < 1):
+        found.append(f"context_slices={context!r}: 2.5D needs at least 1 neighbour on each side, e.g. --context_slices 2")
+    if mode in ("2D", "3D") and context != 0:
+        found.append(f"context_slices={context!r}: only used in 2.5D; leave it at 0 for {mode}")
+    if "cache" in settings and settings["cache"] not in CACHE_MODES:
+        found.append(f"cache={settings['cache']!r}: use one of {', '.join(CACHE_MODES)}, e.g. --cache disk")
+    size = settings.get("val_set_size")
+    if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
+        found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
+    planes = settings.get("training_planes", ["auto"])
+    if isinstance(planes, str) or not planes or any(p not in SLICE_AXES for p in planes):
+        found.append(f"training_planes={planes!r}: a list of {', '.join(SLICE_AXES[1:])} (or ['auto']), "
+                     "e.g. --training_planes \"['axial','coronal','sagittal']\"")
+    for key in ("epochs", "iterations_per_epoch", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches",
+                "ckpt_period", "ckpt_keep"):
+        if key in settings and (problem := _positive_int(settings, key)):
+            found.append(problem)
+    spatial = settings.get("spatial_size")
+    if not isinstance(spatial, int) or spatial < 16 or spatial % 16:
+        found.append(f"spatial_size={spatial!r}: the U-Net halves it 4 times; use a multiple of 16, e.g. --spatial_size 128")
+    patch = settings.get("patch_size")
+    if patch is not None and (
+        not isinstance(patch, (list, tuple)) or len(patch) != 3 or any(not isinstance(p, int) or p < 16 or p % 16 for p in patch)
+    ):
+        found.append(f"patch_size={patch!r}: three multiples of 16, e.g. --patch_size [96,96,32]")
+    lr, max_lr = settings.get("lr"), settings.get("max_lr")
+    if not all(isinstance(v, (int, float)) and v > 0 for v in (lr, max_lr)) or max_lr < lr:
+        found.append(f"lr={lr!r}, max_lr={max_lr!r}: need 0 < lr <= max_lr, e.g. --lr 1e-4 --max_lr 1e-3")
+    for key in ("augmentations", "amp", "bn_calibration", "resume"):
+        if key in settings:
+            try:
+                as_bool(settings[key], key)
+            except ValueError as error:
+                found.append(str(error))
+    return found
+
+
+def writable_problem(folder: str, key: str = "output_dir") -> str | None:
+    """``None`` if files can be created in ``folder`` (made if missing), else a line saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"{key}={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --{key} with a writable folder"
+    return None
+
+
+def check_settings(settings: dict, output_dir: str) -> None:
+    """End the process with status 1 and one line per problem (no traceback) if the settings are unusable."""
+    found = problems_in(settings)
+    if problem := writable_problem(output_dir):
+        found.append(problem)
+    elif settings.get("cache") == "disk" and settings.get("cache_dir"):
+        if problem := writable_problem(settings["cache_dir"], "cache_dir"):
+            found.append(problem)
+    if found:
+        raise SystemExit("configuration error: " + "\n  ".join(found))
+
+
+def check_validation_split(validation_cases: list, world_size: int) -> None:
+    """Under DDP every rank must validate at least one volume (metrics are gathered from all ranks)."""
+    if len(validation_cases) < world_size:
+        raise SystemExit(
+            f"configuration error: {len(validation_cases)} validation volume(s) for {world_size} processes; "
+            f"raise --val_set_size or use --nproc_per_node {max(1, len(validation_cases))}"
+        )

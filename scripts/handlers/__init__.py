@@ -1,0 +1,1 @@
+"""Ignite handlers of the trainer and evaluator, one job each."""

@@ -1,0 +1,51 @@
+"""At the end of training, put the best weights back into the network and write ``models/model.pt`` with the
+settings it expects beside it (``models/model.json``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import Engine, Events
+
+from scripts.networks import model_settings as settings_file
+from scripts.persistence.durable_disk_saver import save_durably
+from scripts.networks.placement import unwrap
+
+logger = logging.getLogger(__name__)
+
+
+class ExportBestModel:
+    """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network (on every rank) and
+    save its bare state dict (model-zoo convention) to ``model_path`` and ``model_settings`` beside it (rank 0).
+    Without a best checkpoint the last weights are kept."""
+
+    def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str, model_settings: dict) -> None:
+        self.network = network
+        self.best_checkpoint = Path(best_checkpoint)
+        self.model_path = Path(model_path)
+        self.model_settings = dict(model_settings)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if idist.get_world_size() > 1:  # rank 0 may still be writing the last best.pth
+            idist.barrier()
+        if self.best_checkpoint.is_file():
+            best = torch.load(self.best_checkpoint, map_location="cpu", weights_only=True)
+            unwrap(self.network).load_state_dict(best["model_state"])
+            logger.info(
+                "Restored best weights from epoch %d (val_loss=%.4f, %s) into %s",
+                best["epoch"], best["monitor_value"], self.best_checkpoint, self.model_path,
+            )
+        elif getattr(engine.state, "non_finite", None) is not None:
+            logger.error("No best checkpoint and the weights are non-finite: %s is not written", self.model_path)
+            return
+        else:
+            logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
+        if idist.get_rank() == 0:
+            settings_file.write(self.model_settings, self.model_path)
+            save_durably(unwrap(self.network).state_dict(), self.model_path)

@@ -1,0 +1,81 @@
+"""Everything a checkpoint holds, as plain tensors, numbers and dicts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from ignite.engine import Engine
+
+from scripts.networks.model_settings import normalised
+from scripts.networks.placement import unwrap
+
+
+class TrainingState:
+    """The resumable state of a run, saved through Ignite's ``Checkpoint`` as one flat dict so that
+    ``torch.load(path, weights_only=True)`` reads it back (no pickled classes).
+
+    ``monitor_value`` is the validation loss of the saved epoch (``nan`` before the first validation);
+    ``model_settings`` what the network expects of its input (``scripts.networks.model_settings``).
+    """
+
+    def __init__(
+        self,
+        trainer: Engine,
+        network: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        lr_scheduler,
+        evaluator: Engine | None = None,
+        early_stopping=None,
+        config: dict | None = None,
+        monitor: str = "val_loss",
+        model_settings: dict | None = None,
+    ) -> None:
+        self.trainer, self.network, self.optimizer, self.lr_scheduler = trainer, network, optimizer, lr_scheduler
+        self.evaluator, self.early_stopping, self.config, self.monitor = evaluator, early_stopping, config, monitor
+        self.model_settings = model_settings
+
+    def monitor_value(self) -> float:
+        metrics = self.evaluator.state.metrics if self.evaluator is not None else {}
+        return float(metrics.get(self.monitor, math.nan))
+
+    def state_dict(self) -> dict:
+        scaler = getattr(self.trainer, "scaler", None)
+        return {
+            "epoch": int(self.trainer.state.epoch),
+            "global_step": int(self.trainer.state.iteration),
+            "monitor_value": self.monitor_value(),
+            "model_state": unwrap(self.network).state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.lr_scheduler.state_dict(),
+            "scaler_state": scaler.state_dict() if scaler is not None else {},
+            "early_stopping_state": dict(self.early_stopping.state_dict()) if self.early_stopping is not None else {},
+            "config": dict(self.config or {}),
+            "model_settings": dict(self.model_settings or {}),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        saved_settings, settings = state.get("model_settings") or {}, normalised(self.model_settings or {})
+        changed = sorted(k for k in saved_settings.keys() & settings.keys() if saved_settings[k] != settings[k])
+        if changed:  # weights trained for other inputs would go on learning from these
+            raise ValueError(
+                "the checkpoint was trained with " + ", ".join(f"{k}={saved_settings[k]!r}" for k in changed)
+                + ", this run has " + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+                + ": resume with the same settings, or start a new run without --resume"
+            )
+        planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")
+        if planned is not None and saved is not None and planned != saved:
+            raise ValueError(
+                f"the checkpoint's learning-rate schedule has {saved} steps (epochs={state['config'].get('epochs')}), "
+                f"this run's has {planned}: resume with the same --epochs and --batch_size"
+            )
+        unwrap(self.network).load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.lr_scheduler.load_state_dict(state["scheduler_state"])
+        scaler = getattr(self.trainer, "scaler", None)
+        if scaler is not None and state["scaler_state"]:
+            scaler.load_state_dict(state["scaler_state"])
+        if self.early_stopping is not None and state["early_stopping_state"]:
+            self.early_stopping.load_state_dict(state["early_stopping_state"])
+        self.trainer.state.epoch = state["epoch"]
+        self.trainer.state.iteration = state["global_step"]

@@ -1,0 +1,1 @@
+"""Command-line tools and the one launch path every tool uses (launch.py)."""

@@ -1,0 +1,1 @@
+"""TensorBoard and MLflow: what a run logs."""

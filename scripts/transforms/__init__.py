@@ -1,0 +1,1 @@
+"""MONAI transforms of one volume or slice: orientation to the slicing axis, intensity, in-plane fit, augmentation, saving."""
