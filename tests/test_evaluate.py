@@ -97,11 +97,12 @@ def test_evaluate_json_overrides_train_json_and_does_not_copy_it():
     # the settings the model expects come from the model, not from train.json's defaults
     for key in train["model_settings"]:
         assert evaluate[key] == f"$@trained_settings['{key}']", key
-    for key in (k for k in evaluate if "#" in k):  # every nested override replaces something that exists
-        node = train
-        for part in key.split("#"):
+    for key in (k for k in evaluate if "#" in k):  # every nested override replaces (or extends, +) what exists
+        node, *parts, last = [train, *key.lstrip("+").split("#")]
+        for part in parts:
             assert part in node, key
             node = node[part]
+        assert last in node or "_target_" in node, key  # or gives a component one more argument
     assert evaluate["run"] == ["$@validate#evaluator.run()"] and evaluate["finalize"] == []
     assert not any("checkpoints" in expr or "trainer" in expr for expr in evaluate["initialize"])
 

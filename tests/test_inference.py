@@ -54,8 +54,8 @@ def test_network_preprocessing_and_inferer_are_those_of_train_json():
     train, infer_cfg = ConfigParser.load_config_file(TRAIN_CONFIG), ConfigParser.load_config_file(INFERENCE_CONFIG)
     assert infer_cfg["network_def"] == train["network_def"]  # the slice inferers: tests/test_modes.py
     assert infer_cfg["inference_planes"] == train["inference_planes"]
-    planes = {k: v for k, v in infer_cfg["plane_inferer"].items() if k not in ("inferer", "planes")}
-    assert planes == {k: v for k, v in train["validate"]["inferer"].items() if k not in ("inferer", "planes")}
+    inferer = {k: v for k, v in infer_cfg["inferer"].items() if k not in ("planes", "tta")}
+    assert inferer == {k: v for k, v in train["validate"]["inferer"].items() if k != "planes"}
     # every validation transform that touches the image, in the same order with the same arguments
     parser = ConfigParser()
     parser.read_config(TRAIN_CONFIG)

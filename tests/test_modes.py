@@ -106,9 +106,8 @@ def test_inference_parts_equal_the_training_parts():
     train_cfg = ConfigParser.load_config_file(TRAIN_CONFIG)
     infer_cfg = ConfigParser.load_config_file(INFERENCE_CONFIG)
     assert infer_cfg["network_def"] == train_cfg["network_def"]
-    for inferer in ("context_slice_inferer", "sliding_window_inferer"):
-        assert infer_cfg[inferer] == train_cfg["validate"][inferer], inferer
-    assert infer_cfg["slice_inferer"] == train_cfg["validate"]["slice_inferer"].replace("@validate#", "@")
+    # one inferer for every mode, built from the model's settings (its arguments: tests/test_inference.py)
+    assert infer_cfg["inferer"]["model_settings"] == train_cfg["validate"]["inferer"]["model_settings"] == "@model_settings"
     # the settings inference reads from the model are those training records
     assert set(infer_cfg["model_settings"]) == set(train_cfg["model_settings"]) - {"label_threshold"}
     for key in infer_cfg["model_settings"]:

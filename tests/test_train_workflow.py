@@ -9,9 +9,11 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import torch
+
 from monai.bundle import ConfigParser, ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from scripts.handlers.early_stopping import EarlyStoppingOnValidation
 from tests.conftest import FAST, LOGGING, METADATA, TRAIN_CONFIG, cli_args, run_bundle
 
 
@@ -40,6 +42,10 @@ def test_one_epoch_on_mixed_volumes(dataset, tmp_path):
 
     trainer, evaluator = workflow.trainer, workflow.evaluator
     assert trainer.state.epoch == 1
+    # the handler list's early stopping is the one the checkpoints save and the hparams log
+    early_stopping = workflow.parser.get_parsed_content("early_stopping")
+    assert isinstance(early_stopping, EarlyStoppingOnValidation)
+    assert workflow.parser.get_parsed_content("training_state").early_stopping is early_stopping
     assert math.isfinite(trainer.state.metrics["train_loss"])
     assert math.isfinite(evaluator.state.metrics["val_loss"])
     assert 0.0 <= evaluator.state.metrics["val_mean_dice"] <= 1.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from scripts.data.data_cache import CACHE_MODES
@@ -12,6 +14,44 @@ from scripts.transforms.slice_axis import SLICE_AXES
 
 UNET_DIMENSIONS = ("2D", "2.5D", "3D")
 MODE_FILES = {"2D": "configs/train.json", "2.5D": "configs/train_2.5d.json", "3D": "configs/train_3d.json"}
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@lru_cache(maxsize=1)
+def literal_defaults() -> dict:
+    """The settings train.json and its mode files write as plain values (numbers, text, booleans, lists)."""
+    defaults = {}
+    for name in dict.fromkeys(MODE_FILES.values()):
+        for key, value in json.loads((CONFIG_DIR.parent / name).read_text()).items():
+            if "#" in key or key.startswith("_") or isinstance(value, dict) or value is None:
+                continue
+            if isinstance(value, str) and value.startswith(("$", "@", "%")):
+                continue
+            if isinstance(value, list) and (not value or any(isinstance(v, str) and v.startswith("$") for v in value)):
+                continue  # imports, initialize, run, finalize and the process-group steps
+            defaults.setdefault(key, value)
+    return defaults
+
+
+def _type_problem(key: str, value, default) -> str | None:
+    """A value of another kind than the default's (``--num_workers two``), one line."""
+    if isinstance(default, bool):
+        try:
+            as_bool(value, key)
+        except ValueError as error:
+            return str(error)
+        return None
+    if isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        return None  # names and folders: a number typed for one is fine; the choices are checked above
+    else:
+        ok, kind = isinstance(value, (list, tuple)), "a list"
+    return None if ok else f"{key}={value!r}: must be {kind}, like the default --{key} {json.dumps(default)}"
 
 
 def _positive_int(settings: dict, key: str) -> str | None:
@@ -61,12 +101,11 @@ def problems_in(settings: dict) -> list[str]:
     lr, max_lr = settings.get("lr"), settings.get("max_lr")
     if not all(isinstance(v, (int, float)) and v > 0 for v in (lr, max_lr)) or max_lr < lr:
         found.append(f"lr={lr!r}, max_lr={max_lr!r}: need 0 < lr <= max_lr, e.g. --lr 1e-4 --max_lr 1e-3")
-    for key in ("augmentations", "amp", "bn_calibration", "resume"):
-        if key in settings:
-            try:
-                as_bool(settings[key], key)
-            except ValueError as error:
-                found.append(str(error))
+    defaults = literal_defaults()
+    for key, value in settings.items():  # every other setting: at least of the default's kind
+        if key in defaults and not any(line.startswith(f"{key}=") or f", {key}=" in line for line in found):
+            if problem := _type_problem(key, value, defaults[key]):
+                found.append(problem)
     return found
 
 

@@ -60,3 +60,11 @@ def ensure_demo_dataset(dataset_dir: str, num_cases: int = DEMO_CASES) -> str:
         nib.save(nib.Nifti1Image(image, affine), images / f"{name}_0000.nii.gz")
         nib.save(nib.Nifti1Image(label, affine), labels / f"{name}.nii.gz")
     return str(root)
+
+
+def written_if_demo(images_dir: str, demo_dir: str) -> str:
+    """``images_dir``, after writing the demo dataset into ``demo_dir`` when ``images_dir`` is its ``imagesTr`` (no data
+    given): the demo set is written when training first reads its cases, never by merely parsing the config."""
+    if Path(images_dir).resolve() == (Path(demo_dir) / "imagesTr").resolve():
+        ensure_demo_dataset(demo_dir)
+    return images_dir

@@ -19,8 +19,10 @@ class CheckpointHandler:
 
     ``filename`` may use ``{global_step}`` (the trainer's epoch), e.g. ``periodic_{global_step:04d}.pth``;
     the newest ``n_saved`` are kept. With ``score_metric``, only a lower value of that metric of the attached
-    engine is saved. Files this handler wrote in an earlier, resumed part of the run are adopted on attach,
-    so the best-so-far and the retention count carry over.
+    engine is saved. It sits in the trainer's handler list: ``attach(trainer)`` gives ``state`` its trainer and
+    saves at the end of the trainer's epochs, or of ``engine``'s when given (the best checkpoint: the evaluator, whose
+    metrics it scores). Files this handler wrote in an earlier, resumed part of the run are adopted on attach, so the
+    best-so-far and the retention count carry over.
     """
 
     def __init__(
@@ -32,8 +34,9 @@ class CheckpointHandler:
         every: int = 1,
         score_metric: str | None = None,
         save_on_rank: int = 0,
+        engine: Engine | None = None,
     ) -> None:
-        self.state, self.every, self.score_metric = state, int(every), score_metric
+        self.state, self.every, self.score_metric, self.engine = state, int(every), score_metric, engine
         self.saver = DurableDiskSaver(dirname, save_on_rank=save_on_rank)
         self.filename = filename
         score_function = None
@@ -46,13 +49,14 @@ class CheckpointHandler:
             score_name=score_metric,
             n_saved=n_saved,
             filename_pattern=filename,
-            global_step_transform=lambda *_: int(state.trainer.state.epoch),
+            global_step_transform=lambda *_: int(self.state.trainer.state.epoch),
             save_on_rank=save_on_rank,
         )
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, trainer: Engine) -> None:
+        self.state.attach(trainer)
         self._adopt_existing()
-        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.every), self.checkpoint)
+        (self.engine or trainer).add_event_handler(Events.EPOCH_COMPLETED(every=self.every), self.checkpoint)
 
     def _adopt_existing(self) -> None:
         saved = []

@@ -128,7 +128,10 @@ class Resume:
         order = [path for path, _ in readable]
         return max(readable, key=lambda pc: (pc[1]["global_step"], -order.index(pc[0])))
 
-    def load_into(self, state) -> dict | None:
+    def load_into(self, state, trainer) -> dict | None:
+        """Load the chosen checkpoint into ``state``, the resumable state of ``trainer``; the checkpoint read, or
+        ``None`` when there is nothing to resume. Passing ``trainer`` builds it, with its handlers, first."""
+        state.attach(trainer)
         if idist.get_world_size() > 1:
             # rank 0 alone reads the files and sends what it chose: the other ranks need no shared storage, and every
             # rank resumes from the same checkpoint

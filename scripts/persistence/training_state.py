@@ -16,12 +16,13 @@ class TrainingState:
     ``torch.load(path, weights_only=True)`` reads it back (no pickled classes).
 
     ``monitor_value`` is the validation loss of the saved epoch (``nan`` before the first validation);
-    ``model_settings`` what the network expects of its input (``scripts.networks.model_settings``).
+    ``model_settings`` what the network expects of its input (``scripts.networks.model_settings``). The trainer is
+    given by :meth:`attach` (the checkpoint handlers in the trainer's own handler list call it), so the config
+    needs no reference from the trainer's handlers back to the trainer.
     """
 
     def __init__(
         self,
-        trainer: Engine,
         network: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         lr_scheduler,
@@ -30,10 +31,15 @@ class TrainingState:
         config: dict | None = None,
         monitor: str = "val_loss",
         model_settings: dict | None = None,
+        trainer: Engine | None = None,
     ) -> None:
         self.trainer, self.network, self.optimizer, self.lr_scheduler = trainer, network, optimizer, lr_scheduler
         self.evaluator, self.early_stopping, self.config, self.monitor = evaluator, early_stopping, config, monitor
         self.model_settings = model_settings
+
+    def attach(self, trainer: Engine) -> None:
+        """The engine whose epoch, iteration and AMP scaler are saved and restored."""
+        self.trainer = trainer
 
     def monitor_value(self) -> float:
         metrics = self.evaluator.state.metrics if self.evaluator is not None else {}
