@@ -23,7 +23,9 @@ from benchmarks import common  # noqa: E402
 
 def calibration_handler_index() -> int:
     handlers = json.loads(common.TRAIN_CONFIG.read_text())["train"]["handlers"]
-    return next(i for i, h in enumerate(handlers) if h["_target_"] == "scripts.handlers.precise_bn.BatchNormCalibration")
+    return next(
+        i for i, h in enumerate(handlers) if h["_target_"] == "scripts.handlers.precise_bn.BatchNormCalibration"
+    )
 
 
 def time_handler_calls(cls, spent: list[float]) -> None:
@@ -42,10 +44,19 @@ def time_handler_calls(cls, spent: list[float]) -> None:
 
 
 def main(argv=None) -> dict:
-    p = common.parser("bn_calibration", __doc__.splitlines()[0], smoke={
-        "iters_per_epoch": 2, "shape": [24, 24, 8], "repeats": 1, "warmup_rounds": 0, "spatial_size": 32,
-        "slices_per_volume": 4, "num_workers": 0,
-    })
+    p = common.parser(
+        "bn_calibration",
+        __doc__.splitlines()[0],
+        smoke={
+            "iters_per_epoch": 2,
+            "shape": [24, 24, 8],
+            "repeats": 1,
+            "warmup_rounds": 0,
+            "spatial_size": 32,
+            "slices_per_volume": 4,
+            "num_workers": 0,
+        },
+    )
     p.set_defaults(repeats=5)
     p.add_argument("--iters-per-epoch", type=int, default=6, help="training iterations per epoch (default 6)")
     p.add_argument("--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"))
@@ -53,35 +64,64 @@ def main(argv=None) -> dict:
     p.add_argument("--spatial-size", type=int, default=None, help="override the config's spatial_size")
     p.add_argument("--slices-per-volume", type=int, default=None, help="override the config's slices_per_volume")
     p.add_argument("--num-workers", type=int, default=None, help="override the config's num_workers")
-    p.add_argument("--bn-calibration-batches", type=int, default=None, help="override the config's bn_calibration_batches")
+    p.add_argument(
+        "--bn-calibration-batches", type=int, default=None, help="override the config's bn_calibration_batches"
+    )
     args = common.parse(p, argv)
 
     from scripts.handlers.precise_bn import BatchNormCalibration
 
-    overrides = {k: v for k, v in (("spatial_size", args.spatial_size), ("slices_per_volume", args.slices_per_volume),
-                                   ("num_workers", args.num_workers), ("bn_calibration_batches", args.bn_calibration_batches))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("spatial_size", args.spatial_size),
+            ("slices_per_volume", args.slices_per_volume),
+            ("num_workers", args.num_workers),
+            ("bn_calibration_batches", args.bn_calibration_batches),
+        )
+        if v is not None
+    }
     batch_size = common.cfg_default("batch_size")
     rounds = args.warmup_rounds + args.repeats
-    result = {"benchmark": "bn_calibration", "system": common.system_info(args.device), "settings": {
-        "device": args.device, "threads": args.threads, "iters_per_epoch": args.iters_per_epoch, "shape": args.shape,
-        "repeats": args.repeats, "warmup_rounds": args.warmup_rounds, "overrides": overrides,
-        "validation": "off (val_interval beyond the run); calibration window closed after every epoch",
-        "bn_calibration_batches": overrides.get("bn_calibration_batches", common.cfg_default("bn_calibration_batches")),
-    }}
+    result = {
+        "benchmark": "bn_calibration",
+        "system": common.system_info(args.device),
+        "settings": {
+            "device": args.device,
+            "threads": args.threads,
+            "iters_per_epoch": args.iters_per_epoch,
+            "shape": args.shape,
+            "repeats": args.repeats,
+            "warmup_rounds": args.warmup_rounds,
+            "overrides": overrides,
+            "validation": "off (val_interval beyond the run); calibration window closed after every epoch",
+            "bn_calibration_batches": overrides.get(
+                "bn_calibration_batches", common.cfg_default("bn_calibration_batches")
+            ),
+        },
+    }
     spent = [0.0]
     time_handler_calls(BatchNormCalibration, spent)
     with common.Workdir(args.workdir, "bn") as work:
-        n_volumes = common.volumes_for_training_set(args.iters_per_epoch * batch_size, common.cfg_default("val_set_size"))
+        n_volumes = common.volumes_for_training_set(
+            args.iters_per_epoch * batch_size, common.cfg_default("val_set_size")
+        )
         data = common.write_dataset(work / "data", n_volumes, args.shape)
         result["settings"]["volumes"] = n_volumes
         trainers = {}
         for name, calibrate in (("with", True), ("without", False)):
             workflow = common.config_workflow(
-                common.TRAIN_CONFIG, "train", bundle_root=work / name, dataset_dir=data, device=common.device_override(args.device),
-                epochs=rounds, iterations_per_epoch=args.iters_per_epoch, val_interval=common.NO_VALIDATION,
+                common.TRAIN_CONFIG,
+                "train",
+                bundle_root=work / name,
+                dataset_dir=data,
+                device=common.device_override(args.device),
+                epochs=rounds,
+                iterations_per_epoch=args.iters_per_epoch,
+                val_interval=common.NO_VALIDATION,
                 bn_calibration=calibrate,
-                **{f"train#handlers#{calibration_handler_index()}#interval": 1}, **overrides,
+                **{f"train#handlers#{calibration_handler_index()}#interval": 1},
+                **overrides,
             )
             timer = common.EpochTimer(1, args.device)
             timer.attach(workflow.trainer)
@@ -99,8 +139,11 @@ def main(argv=None) -> dict:
                 if name == "with":
                     sample["handler_s"] = spent[0]
             samples.append(sample)
-            print(f"[round {round_index + 1}/{rounds}] epoch with calibration {sample['epoch_with_s']:.2f} s "
-                  f"(in the handler {sample['handler_s'] * 1000:.1f} ms), without {sample['epoch_without_s']:.2f} s", flush=True)
+            print(
+                f"[round {round_index + 1}/{rounds}] epoch with calibration {sample['epoch_with_s']:.2f} s "
+                f"(in the handler {sample['handler_s'] * 1000:.1f} ms), without {sample['epoch_without_s']:.2f} s",
+                flush=True,
+            )
         for workflow, _ in trainers.values():
             workflow.finalize()
 
@@ -111,10 +154,24 @@ def main(argv=None) -> dict:
     result.update({"samples": samples, "medians": med, "share_of_epoch": share, "epoch_ratio": ratio})
     result["targets"] = {"calibration <= 5% of an epoch": share <= 0.05}
     rows = [
-        ["epoch without calibration", f"{args.iters_per_epoch} iterations, default handlers, bn_calibration false", med["epoch_without_s"], ""],
-        ["epoch with calibration", f"window of the last {result['settings']['bn_calibration_batches']} iterations closed at its end",
-         med["epoch_with_s"], f"{100 * (ratio - 1):+.1f}% (difference of two noisy epochs)"],
-        ["  in the calibration handler", "reset + momentum, restore (timed around its calls)", med["handler_s"], f"{100 * share:.2f}%"],
+        [
+            "epoch without calibration",
+            f"{args.iters_per_epoch} iterations, default handlers, bn_calibration false",
+            med["epoch_without_s"],
+            "",
+        ],
+        [
+            "epoch with calibration",
+            f"window of the last {result['settings']['bn_calibration_batches']} iterations closed at its end",
+            med["epoch_with_s"],
+            f"{100 * (ratio - 1):+.1f}% (difference of two noisy epochs)",
+        ],
+        [
+            "  in the calibration handler",
+            "reset + momentum, restore (timed around its calls)",
+            med["handler_s"],
+            f"{100 * share:.2f}%",
+        ],
     ]
     text = (
         f"### bn_calibration ({args.device}, {args.threads} threads; {args.shape[0]}x{args.shape[1]}x{args.shape[2]} volumes, "

@@ -41,10 +41,22 @@ def parser(name: str, description: str, smoke: dict) -> argparse.ArgumentParser:
     """The flags every benchmark has; ``smoke`` are the defaults ``--smoke`` switches to (explicit flags still win)."""
     p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads in the main process (default: all cores)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch threads in the main process (default: all cores)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; medians are reported")
-    p.add_argument("--json", type=Path, default=None, help=f"write the results here (default {RESULTS.relative_to(BUNDLE)}/{name}.json)")
-    p.add_argument("--workdir", type=Path, default=None, help="folder for data and runs (default: a temporary one, removed at the end)")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help=f"write the results here (default {RESULTS.relative_to(BUNDLE)}/{name}.json)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="folder for data and runs (default: a temporary one, removed at the end)",
+    )
     p.add_argument("--smoke", action="store_true", help=f"tiny sizes that finish in seconds (CI): {smoke}")
     p.set_defaults(_smoke=smoke, _name=name)
     return p
@@ -92,12 +104,12 @@ def synthetic_case(shape, index: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     RAS, 1 x 1 x 2 mm voxels, noise, an intensity range that differs between cases."""
     rng = np.random.default_rng(seed * 1_000_003 + index)
     x, y, z = np.ogrid[tuple(slice(0, n) for n in shape)]
-    norm = [(a + 0.5) / n - 0.5 for a, n in zip((x, y, z), shape)]
+    norm = [(a + 0.5) / n - 0.5 for a, n in zip((x, y, z), shape, strict=True)]
     head = (norm[0] / 0.45) ** 2 + (norm[1] / 0.45) ** 2 + (norm[2] / 0.45) ** 2 <= 1.0
     label = np.zeros(shape, dtype=bool)
     for _ in range(int(rng.integers(1, 4))):
         centre, radii = rng.uniform(-0.2, 0.2, 3), rng.uniform(0.06, 0.15, 3)
-        label |= sum(((n - c) / r) ** 2 for n, c, r in zip(norm, centre, radii)) <= 1.0
+        label |= sum(((n - c) / r) ** 2 for n, c, r in zip(norm, centre, radii, strict=True)) <= 1.0
     image = (0.3 * head + 0.6 * label).astype(np.float32)
     image += head * rng.standard_normal(shape, dtype=np.float32) * np.float32(0.08)
     image = np.clip(image, 0.0, None) * np.float32(rng.choice([20.0, 255.0, 1000.0, 10000.0]))
@@ -168,8 +180,11 @@ def config_workflow(config: Path, workflow_type: str | None, **overrides):
     """``ConfigWorkflow`` of a bundle config with overrides, initialized, as ``monai.bundle run`` builds it."""
     from scripts.tools.launch import build_workflow
 
-    workflow = build_workflow({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
-                              files=[str(config)], workflow_type=workflow_type)
+    workflow = build_workflow(
+        {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
+        files=[str(config)],
+        workflow_type=workflow_type,
+    )
     workflow.initialize()
     return workflow
 
@@ -215,8 +230,15 @@ class EpochTimer:
     def _epoch_completed(self, engine) -> None:
         sync(self.device)
         end = time.perf_counter()
-        self.epochs.append({"steady_s": end - self.t0, "timed_iterations": self.iterations - self.warmup,
-                            "iteration_s": list(self.iteration_s), "epoch_end_s": end - self.t_last, "end": end})
+        self.epochs.append(
+            {
+                "steady_s": end - self.t0,
+                "timed_iterations": self.iterations - self.warmup,
+                "iteration_s": list(self.iteration_s),
+                "epoch_end_s": end - self.t_last,
+                "end": end,
+            }
+        )
 
 
 def run_one_epoch(trainer) -> None:
@@ -239,8 +261,18 @@ class GpuUtilisation:
         if self.enabled:
             index = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
             self._process = subprocess.Popen(
-                ["nvidia-smi", "-i", index, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                [
+                    "nvidia-smi",
+                    "-i",
+                    index,
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "100",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
         return self
 

@@ -38,8 +38,11 @@ def bundle_run(mode: str, root: Path, dataset_dir: str | None, overrides: dict, 
 
 def held_out_scores(mode: str, root: Path, dataset_dir: str | None, overrides: dict, test_dir: str) -> dict:
     """Mean Dice and HD95 of the mode's ``models/model.pt`` on ``test_dir``'s imagesTs/labelsTs."""
-    test = {"training_images": os.path.join(test_dir, "imagesTs"), "training_labels": os.path.join(test_dir, "labelsTs"),
-            "eval_split": "all"}
+    test = {
+        "training_images": os.path.join(test_dir, "imagesTs"),
+        "training_labels": os.path.join(test_dir, "labelsTs"),
+        "eval_split": "all",
+    }
     bundle_run(mode, root, dataset_dir, {**overrides, **test}, ("configs/evaluate.json",))
     summary = json.loads(next((root / "runs" / "SMALabeller").glob("eval/summary.json")).read_text())["metrics"]
     return {"test_dice": summary["dice"]["mean"], "test_hd95_mm": summary["hd95_mm"]["mean"]}
@@ -75,13 +78,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     overrides = {"epochs": args.epochs, "num_workers": 0}
     if args.smoke:
-        overrides = {"epochs": 1, "iterations_per_epoch": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4,
-                     "patch_size": "[32,32,16]"}
+        overrides = {
+            "epochs": 1,
+            "iterations_per_epoch": 2,
+            "num_workers": 0,
+            "spatial_size": 32,
+            "slices_per_volume": 4,
+            "patch_size": "[32,32,16]",
+        }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes.split(","):
             extra = {} if mode == "3D" else {k: v for k, v in overrides.items() if k != "patch_size"}
-            rows.append(run_mode(mode, Path(tmp) / mode.replace(".", "_"), args.dataset_dir, {**overrides, **extra}, args.test_dir))
+            rows.append(
+                run_mode(
+                    mode, Path(tmp) / mode.replace(".", "_"), args.dataset_dir, {**overrides, **extra}, args.test_dir
+                )
+            )
     test = " held-out Dice | held-out HD95 mm |" if args.test_dir else ""
     print(f"| mode | final val Dice | best val Dice | epochs | median s/epoch |{test}")
     print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if args.test_dir else ""))
@@ -89,7 +102,10 @@ def main(argv=None) -> int:
         # HD95 is undefined (None) when every prediction or label is empty
         hd95 = "n/a" if row.get("test_hd95_mm") is None else f"{row['test_hd95_mm']:.2f}"
         cells = f" {row['test_dice']:.4f} | {hd95} |" if args.test_dir else ""
-        print(f"| {row['mode']} | {row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f} |{cells}")
+        scores = (
+            f"{row['final_dice']:.3f} | {row['best_dice']:.3f} | {row['epochs']} | {row['median_epoch_seconds']:.1f}"
+        )
+        print(f"| {row['mode']} | {scores} |{cells}")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": overrides, "results": rows}, indent=2))
     return 0

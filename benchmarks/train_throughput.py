@@ -13,8 +13,8 @@ OneCycleLR, loss (``scripts.networks.losses.build_loss``), slices per step and t
 
 from __future__ import annotations
 
-import time
 import argparse
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -49,7 +49,11 @@ def cache_overrides(mode: str, cache_dir: Path) -> dict:
     overrides = {"cache": mode.removesuffix("_thread"), "cache_dir": str(cache_dir)}
     if mode.endswith("_thread"):
         overrides["train#dataloader"] = {
-            "_target_": "ThreadDataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size", "shuffle": True, "num_workers": 0,
+            "_target_": "ThreadDataLoader",
+            "dataset": "@train#dataset",
+            "batch_size": "@batch_size",
+            "shuffle": True,
+            "num_workers": 0,
         }
     return overrides
 
@@ -74,12 +78,21 @@ def profile_transforms(workflow, items: int = 6) -> dict:
     finally:
         torch.set_num_threads(threads)
     rows = []
-    for transform, seconds in zip(compose.transforms, times):
-        rows.append({"transform": type(transform).__name__, "random": isinstance(transform, Randomizable),
-                     "ms_per_volume": 1000 * common.median(seconds[1:] or seconds)})
-    return {"transforms": rows,
-            "cacheable_ms": sum(r["ms_per_volume"] for r in rows[: next((i for i, r in enumerate(rows) if r["random"]), len(rows))]),
-            "total_ms": sum(r["ms_per_volume"] for r in rows)}
+    for transform, seconds in zip(compose.transforms, times, strict=True):
+        rows.append(
+            {
+                "transform": type(transform).__name__,
+                "random": isinstance(transform, Randomizable),
+                "ms_per_volume": 1000 * common.median(seconds[1:] or seconds),
+            }
+        )
+    return {
+        "transforms": rows,
+        "cacheable_ms": sum(
+            r["ms_per_volume"] for r in rows[: next((i for i, r in enumerate(rows) if r["random"]), len(rows))]
+        ),
+        "total_ms": sum(r["ms_per_volume"] for r in rows),
+    }
 
 
 class BareLoop:
@@ -100,10 +113,14 @@ class BareLoop:
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=settings["lr"], weight_decay=parser["optimizer"]["weight_decay"]
         )
-        batches = common.InMemoryBatches(args.iters_per_epoch, settings["batch_size"], settings["slices_per_volume"], settings["spatial_size"])
+        batches = common.InMemoryBatches(
+            args.iters_per_epoch, settings["batch_size"], settings["slices_per_volume"], settings["spatial_size"]
+        )
         self.batches = [(volumes_to_slices(b["image"]), volumes_to_slices(b["label"])) for b in batches]
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=settings["max_lr"], div_factor=settings["max_lr"] / settings["lr"],
+            self.optimizer,
+            max_lr=settings["max_lr"],
+            div_factor=settings["max_lr"] / settings["lr"],
             total_steps=total_epochs * len(self.batches),
         )
         self.loss = scripts.networks.losses.build_loss(settings["loss_function"])
@@ -138,24 +155,41 @@ class BareLoop:
                     iteration_s.append(now - previous)
                 previous = now
         end = time.perf_counter()
-        return {"steady_s": end - t0, "timed_iterations": len(self.batches) - self.warmup, "iteration_s": iteration_s,
-                "epoch_s": end - start, "epoch_end_s": 0.0}
+        return {
+            "steady_s": end - t0,
+            "timed_iterations": len(self.batches) - self.warmup,
+            "iteration_s": iteration_s,
+            "epoch_s": end - start,
+            "epoch_end_s": 0.0,
+        }
 
 
 class BundleRun:
     """Runs (b) and (c): the bundle's own ``SupervisedTrainer`` from configs/train.json, one epoch per call."""
 
-    def __init__(self, args, bundle_root: Path, dataset_dir: Path, total_epochs: int, overrides: dict, profile: bool = False) -> None:
+    def __init__(
+        self, args, bundle_root: Path, dataset_dir: Path, total_epochs: int, overrides: dict, profile: bool = False
+    ) -> None:
         settings = {
-            "epochs": total_epochs, "iterations_per_epoch": args.iters_per_epoch, "val_interval": common.NO_VALIDATION,
-            "amp": args.amp_on, "batch_size": args.batch_size, "slices_per_volume": args.slices_per_volume,
-            "spatial_size": args.spatial_size, "num_workers": args.num_workers,
+            "epochs": total_epochs,
+            "iterations_per_epoch": args.iters_per_epoch,
+            "val_interval": common.NO_VALIDATION,
+            "amp": args.amp_on,
+            "batch_size": args.batch_size,
+            "slices_per_volume": args.slices_per_volume,
+            "spatial_size": args.spatial_size,
+            "num_workers": args.num_workers,
         }
         if args.compile:
             settings["compile"] = True
         self.workflow = common.config_workflow(
-            common.TRAIN_CONFIG, "train", bundle_root=bundle_root, dataset_dir=dataset_dir,
-            device=common.device_override(args.device), **settings, **overrides,
+            common.TRAIN_CONFIG,
+            "train",
+            bundle_root=bundle_root,
+            dataset_dir=dataset_dir,
+            device=common.device_override(args.device),
+            **settings,
+            **overrides,
         )
         self.trainer = self.workflow.trainer
         self.timer = common.EpochTimer(args.warmup, args.device)
@@ -181,28 +215,59 @@ class BundleRun:
 
 
 def main(argv=None) -> dict:
-    p = common.parser("train_throughput", __doc__.splitlines()[0], smoke={
-        "iters_per_epoch": 2, "repeats": 1, "warmup_rounds": 0, "shape": [24, 24, 8], "spatial_size": 32,
-        "slices_per_volume": 4, "batch_size": 2, "num_workers": 0,
-    })
+    p = common.parser(
+        "train_throughput",
+        __doc__.splitlines()[0],
+        smoke={
+            "iters_per_epoch": 2,
+            "repeats": 1,
+            "warmup_rounds": 0,
+            "shape": [24, 24, 8],
+            "spatial_size": 32,
+            "slices_per_volume": 4,
+            "batch_size": 2,
+            "num_workers": 0,
+        },
+    )
     p.set_defaults(repeats=9)
     p.add_argument("--iters-per-epoch", type=int, default=6, help="iterations per timed epoch (default 6)")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations at the start of each epoch (default 1)")
     p.add_argument("--warmup-rounds", type=int, default=1, help="untimed rounds of all runs first (default 1)")
-    p.add_argument("--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"), help="NIfTI volume shape for (c)")
+    p.add_argument(
+        "--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"), help="NIfTI volume shape for (c)"
+    )
     p.add_argument("--batch-size", type=int, default=common.cfg_default("batch_size"))
     p.add_argument("--slices-per-volume", type=int, default=common.cfg_default("slices_per_volume"))
     p.add_argument("--spatial-size", type=int, default=common.cfg_default("spatial_size"))
-    p.add_argument("--num-workers", type=int, default=common.cfg_default("num_workers"), help="(c) loader workers (config default)")
-    p.add_argument("--cache", default=",".join(CACHE_MODES),
-                   help=f"comma-separated cache modes for (c): {', '.join(CACHE_MODES)}, default (the config as it is)")
+    p.add_argument(
+        "--num-workers", type=int, default=common.cfg_default("num_workers"), help="(c) loader workers (config default)"
+    )
+    p.add_argument(
+        "--cache",
+        default=",".join(CACHE_MODES),
+        help=f"comma-separated cache modes for (c): {', '.join(CACHE_MODES)}, default (the config as it is)",
+    )
     p.add_argument("--amp", choices=("on", "off"), default="on", help="mixed precision (CUDA only, as in the config)")
-    p.add_argument("--compile", action="store_true", help="torch.compile: (a) compiles the network, (b)/(c) set the config's `compile` key")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile: (a) compiles the network, (b)/(c) set the config's `compile` key",
+    )
     p.add_argument("--runs", default="a,b,c", help="which of a,b,c to run (default all)")
-    p.add_argument("--profile-handlers", action="store_true", help="print Ignite's per-handler times for (b) (adds a little overhead)")
-    p.add_argument("--profile-transforms", action=argparse.BooleanOptionalAction, default=True,
-                   help="time each transform of train#preprocessing per volume in one thread (default on)")
-    p.add_argument("--data-dir", type=Path, default=None, help="reuse/keep the NIfTI data here (e.g. across gpu.sh runs)")
+    p.add_argument(
+        "--profile-handlers",
+        action="store_true",
+        help="print Ignite's per-handler times for (b) (adds a little overhead)",
+    )
+    p.add_argument(
+        "--profile-transforms",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time each transform of train#preprocessing per volume in one thread (default on)",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="reuse/keep the NIfTI data here (e.g. across gpu.sh runs)"
+    )
     args = common.parse(p, argv)
     args.amp_on = args.amp == "on"
     if args.warmup < 1 or args.iters_per_epoch <= args.warmup:
@@ -220,15 +285,26 @@ def main(argv=None) -> dict:
     slices_per_iteration = args.batch_size * args.slices_per_volume
     total_epochs = args.warmup_rounds + args.repeats
     settings = {k: common.cfg_default(k) for k in ("lr", "max_lr", "loss_function", "dropout_rate")}
-    settings.update(batch_size=args.batch_size, slices_per_volume=args.slices_per_volume, spatial_size=args.spatial_size)
+    settings.update(
+        batch_size=args.batch_size, slices_per_volume=args.slices_per_volume, spatial_size=args.spatial_size
+    )
     result = {
         "benchmark": "train_throughput",
         "system": common.system_info(args.device),
         "settings": {
-            **settings, "device": args.device, "threads": args.threads, "iters_per_epoch": args.iters_per_epoch,
-            "warmup_iterations": args.warmup, "warmup_rounds": args.warmup_rounds, "repeats": args.repeats,
-            "shape": args.shape, "num_workers": args.num_workers, "amp": args.amp_on and args.device == "cuda",
-            "compile": args.compile, "slices_per_iteration": slices_per_iteration, "validation": "off (val_interval beyond the run)",
+            **settings,
+            "device": args.device,
+            "threads": args.threads,
+            "iters_per_epoch": args.iters_per_epoch,
+            "warmup_iterations": args.warmup,
+            "warmup_rounds": args.warmup_rounds,
+            "repeats": args.repeats,
+            "shape": args.shape,
+            "num_workers": args.num_workers,
+            "amp": args.amp_on and args.device == "cuda",
+            "compile": args.compile,
+            "slices_per_iteration": slices_per_iteration,
+            "validation": "off (val_interval beyond the run)",
         },
         "runs": {},
     }
@@ -240,13 +316,20 @@ def main(argv=None) -> dict:
             runs["a"] = BareLoop(args, settings, total_epochs)
             labels["a"] = "bare PyTorch loop, in-memory slices, no handlers"
         if "b" in runs_wanted:
-            in_memory = {"train#dataloader": {
-                "_target_": "benchmarks.common.InMemoryBatches", "length": args.iters_per_epoch,
-                "batch_size": "@batch_size", "slices_per_volume": "@slices_per_volume", "spatial_size": "@spatial_size",
-            }}
+            in_memory = {
+                "train#dataloader": {
+                    "_target_": "benchmarks.common.InMemoryBatches",
+                    "length": args.iters_per_epoch,
+                    "batch_size": "@batch_size",
+                    "slices_per_volume": "@slices_per_volume",
+                    "spatial_size": "@spatial_size",
+                }
+            }
         if modes or "b" in runs_wanted:
             data_dir = args.data_dir or work / "data"
-            n_volumes = common.volumes_for_training_set(args.iters_per_epoch * args.batch_size, common.cfg_default("val_set_size"))
+            n_volumes = common.volumes_for_training_set(
+                args.iters_per_epoch * args.batch_size, common.cfg_default("val_set_size")
+            )
             started = time.perf_counter()
             common.write_dataset(data_dir, n_volumes, args.shape)
             result["settings"]["volumes"] = n_volumes
@@ -255,9 +338,13 @@ def main(argv=None) -> dict:
             runs["b"] = BundleRun(args, work / "b", data_dir, total_epochs, in_memory, profile=args.profile_handlers)
             labels["b"] = "bundle trainer, all default handlers, in-memory batches"
         for mode in modes:
-            runs[f"c:{mode}"] = BundleRun(args, work / f"c-{mode}", data_dir, total_epochs, cache_overrides(mode, work / f"cache-{mode}"))
+            runs[f"c:{mode}"] = BundleRun(
+                args, work / f"c-{mode}", data_dir, total_epochs, cache_overrides(mode, work / f"cache-{mode}")
+            )
             what = CACHE_MODES.get(mode, "configs/train.json's data pipeline as it is")
-            labels[f"c:{mode}"] = f"bundle trainer, NIfTI, cache={mode}: {what}" + (" (config default)" if mode == config_mode else "")
+            labels[f"c:{mode}"] = f"bundle trainer, NIfTI, cache={mode}: {what}" + (
+                " (config default)" if mode == config_mode else ""
+            )
 
         if modes and args.profile_transforms:
             first = next(run for name, run in runs.items() if name.startswith("c:"))
@@ -277,7 +364,9 @@ def main(argv=None) -> dict:
                 epoch["epoch_slices_per_s"] = args.iters_per_epoch * slices_per_iteration / epoch["epoch_s"]
                 epoch["warmup_round"] = round_index < args.warmup_rounds
                 samples[name].append(epoch)
-                print(f"[round {round_index + 1}/{total_epochs}] {name}: {epoch['slices_per_s']:.1f} slices/s", flush=True)
+                print(
+                    f"[round {round_index + 1}/{total_epochs}] {name}: {epoch['slices_per_s']:.1f} slices/s", flush=True
+                )
         if args.profile_handlers and "b" in runs:
             profiler = runs["b"].profiler
             profiler.print_results(profiler.get_results())
@@ -300,7 +389,9 @@ def main(argv=None) -> dict:
             "slices_per_s_median": common.median([e["slices_per_s"] for e in timed]),
             # less sensitive to other load on the machine: median iteration, plus the median epoch-end time spread
             # over the epoch's timed iterations
-            "robust_slices_per_s": timed_iterations * slices_per_iteration / (timed_iterations * iteration_median + epoch_end_median),
+            "robust_slices_per_s": timed_iterations
+            * slices_per_iteration
+            / (timed_iterations * iteration_median + epoch_end_median),
             "iteration_s_median": iteration_median,
             "slices_per_s": [round(e["slices_per_s"], 3) for e in timed],
             "epoch_slices_per_s_median": common.median([e["epoch_slices_per_s"] for e in timed]),
@@ -319,8 +410,15 @@ def main(argv=None) -> dict:
     for key, (n, d) in pairs.items():
         ratios[key], robust_ratios[key] = rate[n] / rate[d], robust[n] / robust[d]
     # per-round ratios of runs of the same round (a b c... in turn): a slow spell of the machine hits both sides alike
-    paired = {key: common.median([num["slices_per_s"] / den["slices_per_s"] for num, den in zip(timed_rounds(samples[n]), timed_rounds(samples[d]))])
-              for key, (n, d) in pairs.items()}
+    paired = {
+        key: common.median(
+            [
+                num["slices_per_s"] / den["slices_per_s"]
+                for num, den in zip(timed_rounds(samples[n]), timed_rounds(samples[d]), strict=True)
+            ]
+        )
+        for key, (n, d) in pairs.items()
+    }
     result["ratios"], result["robust_ratios"], result["paired_ratios"] = ratios, robust_ratios, paired
     targets = {}
     if "b/a" in ratios:
@@ -342,13 +440,33 @@ def main(argv=None) -> dict:
         ratio = f"{key[:3]} = {ratios[key]:.3f}" if key in ratios else ""
         robust_ratio = f"{robust_ratios[key]:.3f}" if key in robust_ratios else ""
         paired_ratio = f"{paired[key]:.3f}" if key in paired else ""
-        row = [name, r["label"], r["slices_per_s_median"], " / ".join(f"{v:.1f}" for v in r["slices_per_s"]),
-               r["robust_slices_per_s"], r["epoch_slices_per_s_median"], r["epoch_end_s_median"], ratio, robust_ratio, paired_ratio]
+        row = [
+            name,
+            r["label"],
+            r["slices_per_s_median"],
+            " / ".join(f"{v:.1f}" for v in r["slices_per_s"]),
+            r["robust_slices_per_s"],
+            r["epoch_slices_per_s_median"],
+            r["epoch_end_s_median"],
+            ratio,
+            robust_ratio,
+            paired_ratio,
+        ]
         if args.device == "cuda":
             row.append("" if r["gpu_utilisation_median"] is None else f"{r['gpu_utilisation_median']:.0f}")
         rows.append(row)
-    headers = ["run", "what", "slices/s (median)", "per round", "robust slices/s", "whole-epoch slices/s", "epoch-end s",
-               "ratio", "robust ratio", "paired ratio"]
+    headers = [
+        "run",
+        "what",
+        "slices/s (median)",
+        "per round",
+        "robust slices/s",
+        "whole-epoch slices/s",
+        "epoch-end s",
+        "ratio",
+        "robust ratio",
+        "paired ratio",
+    ]
     if args.device == "cuda":
         headers.append("GPU util %")
     loader_text = ""
@@ -361,11 +479,18 @@ def main(argv=None) -> dict:
         lp["cpu_bound_c_over_b"] = compute_cpu / (compute_cpu + loader_cpu) if args.device == "cpu" else None
         loader_text = (
             "\n\nLoader cost per volume, one thread (as in a loader worker), configs/train.json's train#preprocessing:\n\n"
-            + common.table(["transform", "random", "ms per volume"], [[r["transform"], r["random"], r["ms_per_volume"]] for r in lp["transforms"]])
+            + common.table(
+                ["transform", "random", "ms per volume"],
+                [[r["transform"], r["random"], r["ms_per_volume"]] for r in lp["transforms"]],
+            )
             + f"\n\nPer iteration ({args.batch_size} volumes): {loader_cpu:.2f} CPU-s of loading "
             f"({args.batch_size * lp['cacheable_ms'] / 1000:.2f} before the first random transform, i.e. cacheable) vs "
             f"{compute_cpu:.2f} CPU-s of training step (bare loop x {args.threads} threads)"
-            + (f"; on a CPU with every core busy that bounds c/b near {lp['cpu_bound_c_over_b']:.2f}." if args.device == "cpu" else ".")
+            + (
+                f"; on a CPU with every core busy that bounds c/b near {lp['cpu_bound_c_over_b']:.2f}."
+                if args.device == "cpu"
+                else "."
+            )
         )
     s = result["settings"]
     text = (
@@ -373,7 +498,8 @@ def main(argv=None) -> dict:
         f"{slices_per_iteration} slices of {args.spatial_size}x{args.spatial_size} per step, {args.iters_per_epoch} "
         f"iterations per epoch, first {args.warmup} untimed, median of {args.repeats} interleaved rounds)\n\n"
         + common.table(headers, rows)
-        + "\n\n" + "\n".join(f"- {k}: {'holds' if v else 'MISSES'}" for k, v in targets.items())
+        + "\n\n"
+        + "\n".join(f"- {k}: {'holds' if v else 'MISSES'}" for k, v in targets.items())
         + loader_text
         + "\n\nslices/s: median over rounds of (timed slices / time from the end of the warm-up iteration to the end of "
         "the epoch-end handlers); robust: from the median iteration time plus the median epoch-end time, less "

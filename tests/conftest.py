@@ -17,8 +17,15 @@ METADATA = str(BUNDLE / "configs" / "metadata.json")
 LOGGING = str(BUNDLE / "configs" / "logging.conf")
 
 # small sizes so a real epoch takes seconds on two CPU cores
-FAST = {"epochs": 1, "iterations_per_epoch": 2, "batch_size": 2, "num_workers": 0, "spatial_size": 32, "slices_per_volume": 4,
-        "slice_batch": 16}
+FAST = {
+    "epochs": 1,
+    "iterations_per_epoch": 2,
+    "batch_size": 2,
+    "num_workers": 0,
+    "spatial_size": 32,
+    "slices_per_volume": 4,
+    "slice_batch": 16,
+}
 
 # (shape, spacing, voxel-axis -> world-axis, intensity max): mixed shapes, spacings, orientations and ranges
 VOLUMES = [
@@ -84,8 +91,13 @@ def make_workflow(bundle_root: Path, dataset_dir: Path, **overrides):
 
     settings = {**FAST, **overrides}
     workflow = ConfigWorkflow(
-        config_file=TRAIN_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="train",
-        bundle_root=str(bundle_root), dataset_dir=str(dataset_dir), **settings,
+        config_file=TRAIN_CONFIG,
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        workflow_type="train",
+        bundle_root=str(bundle_root),
+        dataset_dir=str(dataset_dir),
+        **settings,
     )
     workflow.initialize()
     return workflow
@@ -108,8 +120,16 @@ ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # the short training of `trained_bundle`, and the settings inference and evaluation must share with it
 TRAINED = {"spatial_size": 32, "slice_batch": 16, "num_workers": 0}
 SHORT_TRAINING = {
-    **TRAINED, "epochs": 40, "iterations_per_epoch": 2, "batch_size": 2, "slices_per_volume": 8, "augmentations": "false",
-    "lr": 0.003, "max_lr": 0.03, "amp": "false", "device": "cpu",
+    **TRAINED,
+    "epochs": 40,
+    "iterations_per_epoch": 2,
+    "batch_size": 2,
+    "slices_per_volume": 8,
+    "augmentations": "false",
+    "lr": 0.003,
+    "max_lr": 0.03,
+    "amp": "false",
+    "device": "cpu",
 }
 
 
@@ -138,8 +158,15 @@ def trained_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     data = write_dataset(root / "data")
     result = run_bundle(
-        ["--config_file", TRAIN_CONFIG, "--bundle_root", str(root), "--dataset_dir", str(data),
-         *cli_args(SHORT_TRAINING)],
+        [
+            "--config_file",
+            TRAIN_CONFIG,
+            "--bundle_root",
+            str(root),
+            "--dataset_dir",
+            str(data),
+            *cli_args(SHORT_TRAINING),
+        ],
         env=ONE_THREAD_ENV,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -16,15 +16,33 @@ HYPER = {"lr": 2e-4, "max_lr": 3e-3, "loss_function": "dice", "augmentations": F
 def test_cli_with_the_original_flags(tmp_path):
     data = write_dataset(tmp_path / "data")
     root = tmp_path / "bundle"
-    result = run_module([
-        "scripts.tools.app", "--unet_dimensions", "2D", "--num_workers", "0", "--batch_size", "2", "--epochs", "1",
-        "--training_images", str(data / "imagesTr"), "--training_labels", str(data / "labelsTr"),
-        "--tb_prefix", "MyPrefix", "--val_set_size", "0.2",
-        # bundle overrides the original app did not have: tiny slices, and where the run writes
-        *cli_args({k: v for k, v in FAST.items() if k not in ("epochs", "batch_size", "num_workers")}),
-        "--bundle_root", str(root),
-        "cconelea",
-    ], timeout=300)
+    result = run_module(
+        [
+            "scripts.tools.app",
+            "--unet_dimensions",
+            "2D",
+            "--num_workers",
+            "0",
+            "--batch_size",
+            "2",
+            "--epochs",
+            "1",
+            "--training_images",
+            str(data / "imagesTr"),
+            "--training_labels",
+            str(data / "labelsTr"),
+            "--tb_prefix",
+            "MyPrefix",
+            "--val_set_size",
+            "0.2",
+            # bundle overrides the original app did not have: tiny slices, and where the run writes
+            *cli_args({k: v for k, v in FAST.items() if k not in ("epochs", "batch_size", "num_workers")}),
+            "--bundle_root",
+            str(root),
+            "cconelea",
+        ],
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     run_root = root / "runs" / "MyPrefix"
@@ -49,8 +67,8 @@ def test_cli_refuses_an_unknown_unet_dimensions_in_one_line():
 
 
 def test_modes_other_than_2d_layer_their_config_file():
-    from scripts.tools.launch import TRAIN_CONFIG, config_files
     from scripts.config.config_check import MODE_FILES
+    from scripts.tools.launch import TRAIN_CONFIG, config_files
 
     assert config_files(None) == config_files("2D") == [str(TRAIN_CONFIG)]
     for mode, layered in MODE_FILES.items():
@@ -88,13 +106,30 @@ def test_do2dtraining_rejects_unknown_config_keys():
 def test_overrides_are_read_like_the_bundle_cli():
     from scripts.tools.app import SMALabellerApp
 
-    app = SMALabellerApp.from_cli([
-        "--epochs", "3", "--spatial_size", "64", "--lr=3e-4", "--augmentations", "false",
-        "--training_images", "/d/imagesTr", "--training_labels", "/d/labelsTr", "note",
-    ])
+    app = SMALabellerApp.from_cli(
+        [
+            "--epochs",
+            "3",
+            "--spatial_size",
+            "64",
+            "--lr=3e-4",
+            "--augmentations",
+            "false",
+            "--training_images",
+            "/d/imagesTr",
+            "--training_labels",
+            "/d/labelsTr",
+            "note",
+        ]
+    )
     assert app.args == {
-        "epochs": 3, "spatial_size": 64, "lr": 3e-4, "augmentations": "false",
-        "training_images": "/d/imagesTr", "training_labels": "/d/labelsTr", "comment": "note",
+        "epochs": 3,
+        "spatial_size": 64,
+        "lr": 3e-4,
+        "augmentations": "false",
+        "training_images": "/d/imagesTr",
+        "training_labels": "/d/labelsTr",
+        "comment": "note",
     }
     # dataset_dir is recorded as the folder holding both, instead of defaulting to the demo set
     assert app.overrides({"dropout_rate": 0.0})["dataset_dir"] == "/d"

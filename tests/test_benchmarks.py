@@ -18,7 +18,17 @@ from tests.conftest import BUNDLE
 
 def run_benchmark(name: str, tmp_path, *extra: str) -> dict:
     out = tmp_path / f"{name}.json"
-    cmd = [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        f"benchmarks.{name}",
+        "--smoke",
+        "--json",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
     proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -43,7 +53,14 @@ def test_train_throughput_smoke(tmp_path):
     for run in runs.values():
         assert positive(run["slices_per_s_median"]) and positive(run["epoch_slices_per_s_median"])
         assert all(positive(v) for v in run["slices_per_s"])
-    assert set(result["ratios"]) >= {"b/a", "c/b:disk", "c/b:memory", "c/b:none", "c/b:disk_thread", "c/b:memory_thread"}
+    assert set(result["ratios"]) >= {
+        "b/a",
+        "c/b:disk",
+        "c/b:memory",
+        "c/b:none",
+        "c/b:disk_thread",
+        "c/b:memory_thread",
+    }
     assert all(positive(v) for v in result["ratios"].values())
     # paired ratio: the median (of 2 rounds: the mean) of the ratios of the two runs in the same round
     for key, (top, bottom) in {"b/a": ("b", "a"), "c/b:disk": ("c:disk", "b")}.items():
@@ -99,12 +116,28 @@ def test_compare_modes_smoke(tmp_path):
     for kind, suffix in (("images", "_0000"), ("labels", "")):
         (test / f"{kind}Ts").mkdir(parents=True)
         for case in ("case_00", "case_01"):
-            (test / f"{kind}Ts" / f"{case}{suffix}.nii.gz").write_bytes((data / f"{kind}Tr" / f"{case}{suffix}.nii.gz").read_bytes())
+            (test / f"{kind}Ts" / f"{case}{suffix}.nii.gz").write_bytes(
+                (data / f"{kind}Tr" / f"{case}{suffix}.nii.gz").read_bytes()
+            )
     out = tmp_path / "modes.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.compare_modes", "--smoke", "--dataset_dir", str(data), "--test_dir", str(test),
-         "--json", str(out)],
-        cwd=BUNDLE, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(BUNDLE)},
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare_modes",
+            "--smoke",
+            "--dataset_dir",
+            str(data),
+            "--test_dir",
+            str(test),
+            "--json",
+            str(out),
+        ],
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(BUNDLE)},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())["results"]
@@ -124,11 +157,37 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     (data / "cases.json").write_text(json.dumps(cases))
     out = tmp_path / "loso.json"
     settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
-    cmd = [sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data), "--sources", "a", "b", "c",
-           "--holdout", "b", "--work_dir", str(tmp_path / "work"), "--json", str(out), "--baseline", "none",
-           "--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}", "--inference_args", settings]
-    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.leave_one_source_out",
+        "--dataset_dir",
+        str(data),
+        "--sources",
+        "a",
+        "b",
+        "c",
+        "--holdout",
+        "b",
+        "--work_dir",
+        str(tmp_path / "work"),
+        "--json",
+        str(out),
+        "--baseline",
+        "none",
+        "--train_args",
+        f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}",
+        "--inference_args",
+        settings,
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [r["case"] for r in rows] == ["case_02", "case_03"]

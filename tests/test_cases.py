@@ -21,7 +21,9 @@ def test_accepts_images_without_channel_suffix(tmp_path):
 
 
 def test_image_without_label_is_skipped(dataset):
-    (dataset / "imagesTr" / "extra_0000.nii.gz").write_bytes((dataset / "imagesTr" / "case_00_0000.nii.gz").read_bytes())
+    (dataset / "imagesTr" / "extra_0000.nii.gz").write_bytes(
+        (dataset / "imagesTr" / "case_00_0000.nii.gz").read_bytes()
+    )
     cases = find_cases(dataset / "imagesTr", dataset / "labelsTr")
     assert "extra" not in {c["case"] for c in cases} and len(cases) == 5
 

@@ -9,8 +9,16 @@ from ignite.engine import Events
 from tests.conftest import checkpoint_dir, make_workflow
 
 KEYS = {
-    "epoch", "global_step", "monitor_value", "model_state", "optimizer_state", "scheduler_state",
-    "scaler_state", "early_stopping_state", "config", "model_settings",
+    "epoch",
+    "global_step",
+    "monitor_value",
+    "model_state",
+    "optimizer_state",
+    "scheduler_state",
+    "scaler_state",
+    "early_stopping_state",
+    "config",
+    "model_settings",
 }
 
 

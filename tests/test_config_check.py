@@ -8,8 +8,16 @@ from scripts.config.config_check import MODE_FILES, literal_defaults, problems_i
 from tests.conftest import BUNDLE, FAST, TRAIN_CONFIG, cli_args, run_bundle
 
 GOOD = {
-    "loss_function": "dice", "unet_dimensions": "2D", "val_set_size": 0.2, "epochs": 2, "batch_size": 1,
-    "slices_per_volume": 4, "spatial_size": 32, "lr": 1e-4, "max_lr": 1e-3, "augmentations": "false",
+    "loss_function": "dice",
+    "unet_dimensions": "2D",
+    "val_set_size": 0.2,
+    "epochs": 2,
+    "batch_size": 1,
+    "slices_per_volume": 4,
+    "spatial_size": 32,
+    "lr": 1e-4,
+    "max_lr": 1e-3,
+    "augmentations": "false",
 }
 
 
@@ -19,8 +27,16 @@ def test_good_settings_pass():
 
 def test_each_bad_setting_is_named():
     bad = {
-        "loss_function": "focal", "unet_dimensions": "4D", "val_set_size": 1.0, "epochs": 0, "batch_size": -2,
-        "spatial_size": 100, "lr": 1e-2, "max_lr": 1e-3, "augmentations": "maybe", "cache": "ram",
+        "loss_function": "focal",
+        "unet_dimensions": "4D",
+        "val_set_size": 1.0,
+        "epochs": 0,
+        "batch_size": -2,
+        "spatial_size": 100,
+        "lr": 1e-2,
+        "max_lr": 1e-3,
+        "augmentations": "maybe",
+        "cache": "ram",
     }
     found = problems_in({**GOOD, **bad})
     for key in bad:
@@ -31,7 +47,9 @@ def test_every_setting_is_checked_and_recorded_from_run_config():
     """run_config is the one list: what the checks see, what the checkpoints, TensorBoard and MLflow record."""
     for name in dict.fromkeys(MODE_FILES.values()):
         parser = ConfigParser()
-        parser.read_config([str(TRAIN_CONFIG), str(BUNDLE / name)] if name != "configs/train.json" else str(TRAIN_CONFIG))
+        parser.read_config(
+            [str(TRAIN_CONFIG), str(BUNDLE / name)] if name != "configs/train.json" else str(TRAIN_CONFIG)
+        )
         raw = json.loads((BUNDLE / name).read_text())
         settings = [k for k in raw if k in literal_defaults()]
         missing = [k for k in settings if k not in parser["run_config"]]

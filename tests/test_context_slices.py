@@ -1,6 +1,11 @@
 import torch
 
-from scripts.networks.context_slices import ContextSliceInferer, ContextSlicePrepareBatch, context_stack, slab_to_channels
+from scripts.networks.context_slices import (
+    ContextSliceInferer,
+    ContextSlicePrepareBatch,
+    context_stack,
+    slab_to_channels,
+)
 
 
 def numbered_volume(depth=4):

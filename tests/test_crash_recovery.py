@@ -20,11 +20,27 @@ SETTINGS = {**FAST, "epochs": 5, "ckpt_period": 1, "ckpt_keep": 2, "bn_calibrati
 
 
 def start(root: Path, data: Path, resume: bool) -> subprocess.Popen:
-    args = ["--config_file", TRAIN_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING,
-            "--bundle_root", str(root), "--dataset_dir", str(data), *cli_args(SETTINGS), "--resume", str(resume).lower()]
+    args = [
+        "--config_file",
+        TRAIN_CONFIG,
+        "--meta_file",
+        METADATA,
+        "--logging_file",
+        LOGGING,
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(data),
+        *cli_args(SETTINGS),
+        "--resume",
+        str(resume).lower(),
+    ]
     return subprocess.Popen(
-        [sys.executable, "-m", "monai.bundle", "run", *args], cwd=BUNDLE,
-        env={**os.environ, "PYTHONPATH": str(BUNDLE)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "monai.bundle", "run", *args],
+        cwd=BUNDLE,
+        env={**os.environ, "PYTHONPATH": str(BUNDLE)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -47,6 +63,7 @@ def writing(root):
     def moment():
         folder = checkpoints(root)
         return folder is not None and any(p.name.startswith(".tmp-") for p in folder.iterdir())
+
     return moment
 
 
@@ -57,6 +74,7 @@ def epoch_done(root, epoch):
             return torch.load(folder / "last.pth", weights_only=True)["epoch"] >= epoch
         except Exception:  # not there yet, or being replaced
             return False
+
     return moment
 
 
@@ -103,7 +121,9 @@ def test_disk_full_stops_cleanly_and_keeps_earlier_checkpoints(tmp_path, monkeyp
 
     monkeypatch.setattr(torch, "save", save_until_disk_full)
     # epoch 2's first write is best.pth when its validation loss improved, else last.pth
-    with pytest.raises(SystemExit, match=r"run stopped at epoch 2: .*cannot write checkpoint .*(best|last)\.pth: No space left"):
+    with pytest.raises(
+        SystemExit, match=r"run stopped at epoch 2: .*cannot write checkpoint .*(best|last)\.pth: No space left"
+    ):
         workflow.run()
     monkeypatch.undo()
     folder = checkpoints(tmp_path)
@@ -115,19 +135,41 @@ def test_disk_full_stops_cleanly_and_keeps_earlier_checkpoints(tmp_path, monkeyp
 
 def test_a_second_process_resuming_a_run_that_is_still_training_is_refused(tmp_path):
     data = write_dataset(tmp_path / "data")
-    args = ["--config_file", TRAIN_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING, "--bundle_root",
-            str(tmp_path), "--dataset_dir", str(data), *cli_args({**SETTINGS, "epochs": 400})]
+    args = [
+        "--config_file",
+        TRAIN_CONFIG,
+        "--meta_file",
+        METADATA,
+        "--logging_file",
+        LOGGING,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(data),
+        *cli_args({**SETTINGS, "epochs": 400}),
+    ]
     env = {**os.environ, "PYTHONPATH": str(BUNDLE)}
-    first = subprocess.Popen([sys.executable, "-m", "monai.bundle", "run", *args], cwd=BUNDLE, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "monai.bundle", "run", *args],
+        cwd=BUNDLE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 240
         while not epoch_done(tmp_path, 1)():
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         folder = checkpoints(tmp_path)
-        second = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args, "--resume", "true"], cwd=BUNDLE,
-                                env=env, capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            [sys.executable, "-m", "monai.bundle", "run", *args, "--resume", "true"],
+            cwd=BUNDLE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert first.poll() is None, "the first run should still be training"
     finally:
         first.kill()

@@ -10,9 +10,18 @@ def test_two_folds_score_every_case_once_and_write_the_tables(tmp_path):
     cv_dir = tmp_path / "cv"
     settings = {**FAST, "amp": "false", "device": "cpu", "bn_calibration_batches": 1}
     result = run_module(
-        ["scripts.tools.cross_validate", "--dataset_dir", str(data), "--num_folds", "2", "--cv_dir", str(cv_dir),
-         *cli_args(settings)],
-        env=ONE_THREAD_ENV, timeout=900,
+        [
+            "scripts.tools.cross_validate",
+            "--dataset_dir",
+            str(data),
+            "--num_folds",
+            "2",
+            "--cv_dir",
+            str(cv_dir),
+            *cli_args(settings),
+        ],
+        env=ONE_THREAD_ENV,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     with open(cv_dir / "cv_metrics.csv") as f:

@@ -18,8 +18,14 @@ from tests.conftest import TRAIN_CONFIG
 def config_dataset(dataset_dir: Path, cache_dir: Path, **overrides):
     parser = ConfigParser()
     parser.read_config(TRAIN_CONFIG)
-    for key, value in {"dataset_dir": str(dataset_dir), "cache_dir": str(cache_dir), "spatial_size": 32,
-                       "slices_per_volume": 2, "num_workers": 0, **overrides}.items():
+    for key, value in {
+        "dataset_dir": str(dataset_dir),
+        "cache_dir": str(cache_dir),
+        "spatial_size": 32,
+        "slices_per_volume": 2,
+        "num_workers": 0,
+        **overrides,
+    }.items():
         parser[key] = value
     return parser.get_parsed_content("train#dataset")
 
@@ -94,8 +100,14 @@ def test_unknown_mode_is_refused():
         training_dataset([], None, cache="ram")
 
 
-@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(b""), lambda p: p.write_bytes(p.read_bytes()[:100]),
-                                    lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b""),
+        lambda p: p.write_bytes(p.read_bytes()[:100]),
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    ],
+)
 def test_a_damaged_entry_is_logged_deleted_and_rebuilt_and_training_goes_on(tmp_path, dataset, damage, caplog):
     cache = tmp_path / "cache"
     touch_every_item(config_dataset(dataset, cache))

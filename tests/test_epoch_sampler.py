@@ -37,7 +37,7 @@ def test_an_items_random_transforms_depend_on_its_seed_not_on_the_order_or_worke
     data = [{"image": torch.zeros(1, 4, 4)} for _ in range(3)]
     items = SeededItems(Dataset(data, Compose([RandGaussianNoised(keys="image", prob=1.0)])))
     first = items[(1, 11)]["image"]
-    items[(0, 5)], items[(2, 7)]
+    _ = items[(0, 5)], items[(2, 7)]  # other items drawn in between
     assert torch.equal(items[(1, 11)]["image"], first)
     assert not torch.equal(items[(1, 12)]["image"], first)
     # through two worker processes, in batches, as training loads them

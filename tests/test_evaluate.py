@@ -62,7 +62,11 @@ def test_hand_made_case_has_the_known_dice_hd95_asd_and_volumes():
     missed = case_metrics(empty, label, affine)
     assert missed["dice"] == 0 and math.isnan(missed["hd95_mm"]) and math.isnan(missed["asd_mm"])
     assert case_metrics(empty, empty, affine) == {
-        "dice": 1.0, "hd95_mm": 0.0, "asd_mm": 0.0, "pred_volume_ml": 0.0, "true_volume_ml": 0.0,
+        "dice": 1.0,
+        "hd95_mm": 0.0,
+        "asd_mm": 0.0,
+        "pred_volume_ml": 0.0,
+        "true_volume_ml": 0.0,
     }
     with pytest.raises(ValueError, match="not on the same grid"):
         case_metrics(np.zeros((8, 8, 9)), label, affine)
@@ -132,11 +136,19 @@ def test_evaluation_writes_the_known_values_for_hand_made_cases(tmp_path, one_to
         nib.save(nib.Nifti1Image(label, affine), data / "labelsTr" / f"{case}.nii.gz")
     out = tmp_path / "eval"
     workflow = ConfigWorkflow(
-        config_file=[TRAIN_CONFIG, EVALUATE_CONFIG], meta_file=METADATA, logging_file=LOGGING,
-        bundle_root=str(tmp_path), dataset_dir=str(data), eval_split="all", eval_output_dir=str(out),
-        network=Threshold(), spatial_size=16, num_workers=0,
+        config_file=[TRAIN_CONFIG, EVALUATE_CONFIG],
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        bundle_root=str(tmp_path),
+        dataset_dir=str(data),
+        eval_split="all",
+        eval_output_dir=str(out),
+        network=Threshold(),
+        spatial_size=16,
+        num_workers=0,
         intensity_normalisation="zscore_nonzero",  # Threshold keys on "above the mean of all (nonzero) voxels"
-        inference_planes=["auto"], postprocessing_lcc=False,  # one plane, fitted exactly; both predicted slabs kept
+        inference_planes=["auto"],
+        postprocessing_lcc=False,  # one plane, fitted exactly; both predicted slabs kept
     )
     workflow.initialize()
     workflow.run()
@@ -169,9 +181,23 @@ def test_cli_scores_the_validation_split_of_a_trained_model(trained_bundle, tmp_
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     output_dir = tmp_path / "runs"
     result = run_module(
-        ["monai.bundle", "run", "--config_file", f"['{TRAIN_CONFIG}','{EVALUATE_CONFIG}']", "--meta_file", METADATA,
-         "--logging_file", LOGGING, "--bundle_root", str(trained_bundle["root"]),
-         "--dataset_dir", str(trained_bundle["data"]), "--output_dir", str(output_dir), *cli_args(TRAINED)]
+        [
+            "monai.bundle",
+            "run",
+            "--config_file",
+            f"['{TRAIN_CONFIG}','{EVALUATE_CONFIG}']",
+            "--meta_file",
+            METADATA,
+            "--logging_file",
+            LOGGING,
+            "--bundle_root",
+            str(trained_bundle["root"]),
+            "--dataset_dir",
+            str(trained_bundle["data"]),
+            "--output_dir",
+            str(output_dir),
+            *cli_args(TRAINED),
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -31,8 +31,20 @@ def trained_network(model_path):
 def test_ckpt_export_gives_torchscript_that_matches_pytorch(trained_bundle, tmp_path, one_torch_thread):
     ts = tmp_path / "model.ts"
     result = run_module(
-        ["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts),
-         "--ckpt_file", str(trained_bundle["model"]), "--meta_file", METADATA, "--config_file", INFERENCE_CONFIG]
+        [
+            "monai.bundle",
+            "ckpt_export",
+            "--net_id",
+            "network_def",
+            "--filepath",
+            str(ts),
+            "--ckpt_file",
+            str(trained_bundle["model"]),
+            "--meta_file",
+            METADATA,
+            "--config_file",
+            INFERENCE_CONFIG,
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     extra = {"metadata.json": "", "inference.json": ""}
@@ -106,8 +118,11 @@ def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, m
     from scripts.networks import model_settings
 
     trained = {**model_settings.default_settings(), "unet_dimensions": mode, "spatial_size": 32, **settings}
-    trained["network_args"] = {**trained["network_args"], "spatial_dims": 3 if mode == "3D" else 2,
-                               "in_channels": 2 * trained["context_slices"] + 1}
+    trained["network_args"] = {
+        **trained["network_args"],
+        "spatial_dims": 3 if mode == "3D" else 2,
+        "in_channels": 2 * trained["context_slices"] + 1,
+    }
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)
     parser["network_args"] = trained["network_args"]
@@ -118,20 +133,48 @@ def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, m
     meta = f"['{METADATA}','{BUNDLE / 'configs' / f'metadata_{mode.lower()}.json'}']"
     ts = tmp_path / "model.ts"
     # ckpt_export takes one meta file (MONAI 1.6 cannot layer them there); verify_net_in_out below checks the layered one
-    result = run_module(["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
-                         str(model), "--ckpt_path", str(model), "--meta_file", METADATA, "--config_file", INFERENCE_CONFIG])
+    result = run_module(
+        [
+            "monai.bundle",
+            "ckpt_export",
+            "--net_id",
+            "network_def",
+            "--filepath",
+            str(ts),
+            "--ckpt_file",
+            str(model),
+            "--ckpt_path",
+            str(model),
+            "--meta_file",
+            METADATA,
+            "--config_file",
+            INFERENCE_CONFIG,
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     x = torch.randn(2, *shape)
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(ts))(x), network(x), atol=1e-5)
     onnx_path = tmp_path / "model.onnx"
-    result = run_module(["scripts.tools.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path),
-                         "--meta_file", METADATA])
+    result = run_module(
+        ["scripts.tools.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path), "--meta_file", METADATA]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert max_abs_diff(network, str(onnx_path), shape, batch_sizes=(1, 2)) < 1e-4
     overrides = ["--ckpt_path", str(model)]
-    verify = run_module(["monai.bundle", "verify_net_in_out", "--net_id", "network_def", "--meta_file", meta,
-                         "--config_file", INFERENCE_CONFIG, *overrides])
+    verify = run_module(
+        [
+            "monai.bundle",
+            "verify_net_in_out",
+            "--net_id",
+            "network_def",
+            "--meta_file",
+            meta,
+            "--config_file",
+            INFERENCE_CONFIG,
+            *overrides,
+        ]
+    )
     assert verify.returncode == 0, verify.stderr[-3000:]
 
 
@@ -141,23 +184,33 @@ def test_model_zoo_commands_pass(tmp_path):
     print(f"metadata schema: {SCHEMA}")
     shutil.copy(SCHEMA, schema)  # verify_metadata downloads the schema unless it is already at --filepath
     metadata = run_module(["monai.bundle", "verify_metadata", "--meta_file", METADATA, "--filepath", str(schema)])
-    assert metadata.returncode == 0 and "metadata is verified with no error" in metadata.stdout + metadata.stderr, (
-        metadata.stderr[-3000:]
-    )
+    assert (
+        metadata.returncode == 0 and "metadata is verified with no error" in metadata.stdout + metadata.stderr
+    ), metadata.stderr[-3000:]
     net = run_module(
-        ["monai.bundle", "verify_net_in_out", "--net_id", "network_def", "--meta_file", METADATA,
-         "--config_file", INFERENCE_CONFIG]
+        [
+            "monai.bundle",
+            "verify_net_in_out",
+            "--net_id",
+            "network_def",
+            "--meta_file",
+            METADATA,
+            "--config_file",
+            INFERENCE_CONFIG,
+        ]
     )
-    assert net.returncode == 0 and "data shape of network is verified with no error" in net.stdout + net.stderr, (
-        net.stderr[-3000:]
-    )
+    assert (
+        net.returncode == 0 and "data shape of network is verified with no error" in net.stdout + net.stderr
+    ), net.stderr[-3000:]
 
 
 def test_metadata_version_changelog_and_network_format():
     meta = json.loads(open(METADATA).read())
     versions = [tuple(int(p) for p in v.split(".")) for v in meta["changelog"]]
     assert meta["version"] in meta["changelog"] and tuple(int(p) for p in meta["version"].split(".")) == max(versions)
-    assert meta["version"] == "0.7.0" and "inference" in meta["changelog"]["0.2.0"] and "3D" in meta["changelog"]["0.3.0"]
+    assert (
+        meta["version"] == "0.7.0" and "inference" in meta["changelog"]["0.2.0"] and "3D" in meta["changelog"]["0.3.0"]
+    )
     assert "models/model.pt" in meta["changelog"]["0.6.0"] and "iterations_per_epoch" in meta["changelog"]["0.6.0"]
     assert "models/model.json" in meta["changelog"]["0.7.0"]
     assert "cache" in meta["changelog"]["0.4.0"] and "slice inferer" in meta["changelog"]["0.5.0"]
@@ -184,8 +237,16 @@ def _readme_commands(section_text: str) -> list[list[str]]:
 def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options():
     readme = (BUNDLE / "docs" / "README.md").read_text()
     headings = re.findall(r"^## (.+)$", readme, flags=re.M)
-    outline = ["Model Overview", "Data", "Training configuration", "Input and output", "Performance",
-               "MONAI Bundle Commands", "References", "License"]
+    outline = [
+        "Model Overview",
+        "Data",
+        "Training configuration",
+        "Input and output",
+        "Performance",
+        "MONAI Bundle Commands",
+        "References",
+        "License",
+    ]
     assert [h for h in headings if h in outline] == outline
     section = readme.split("## MONAI Bundle Commands")[1].split("\n## ")[0]
     # train, multi-GPU, evaluate, inference, export, each as a command in a code block
@@ -194,7 +255,7 @@ def test_readme_follows_the_model_zoo_outline_and_its_commands_name_real_options
     for title in ("### Evaluation", "### Inference", "### Export"):
         assert title in section
     # the evaluation, inference and export commands: every option exists, every file named is there
-    commands = section[section.index("### Evaluation"):]
+    commands = section[section.index("### Evaluation") :]
 
     from monai.bundle import scripts as bundle_scripts
 

@@ -34,10 +34,10 @@ def test_affine_maps_the_same_world_point():
     assert np.allclose(world(out.affine, hit), world(img.affine, (10, 25, 2)), atol=1.0)
 
 
-@pytest.mark.parametrize("axcodes_affine", [
-    np.diag([-0.8, 1.2, 2.5, 1.0]),
-    np.array([[0, 0, 2.0, 5], [0.7, 0, 0, 3], [0, -1.1, 0, 1], [0, 0, 0, 1]]),
-])
+@pytest.mark.parametrize(
+    "axcodes_affine",
+    [np.diag([-0.8, 1.2, 2.5, 1.0]), np.array([[0, 0, 2.0, 5], [0.7, 0, 0, 3], [0, -1.1, 0, 1], [0, 0, 0, 1]])],
+)
 def test_invert_restores_shape_affine_and_values(axcodes_affine):
     image = torch.zeros(1, 33, 27, 9)
     image[:, 8:20, 5:18, 2:7] = 1.0

@@ -21,8 +21,11 @@ def test_a_slice_of_one_value_give_or_take_rounding_stays_finite_and_unchanged()
 
 def test_other_images_get_a_monotonic_remapping_of_their_range():
     ramp = torch.linspace(-2.0, 3.0, 400).reshape(1, 20, 20, 1)
-    out = torch.as_tensor(SafeRandHistogramShiftd(keys="image", num_control_points=4, prob=1.0).set_random_state(1)(
-        {"image": ramp})["image"]).flatten()
+    out = torch.as_tensor(
+        SafeRandHistogramShiftd(keys="image", num_control_points=4, prob=1.0).set_random_state(1)({"image": ramp})[
+            "image"
+        ]
+    ).flatten()
     assert torch.isfinite(out).all() and not torch.allclose(out, ramp.flatten())
     assert torch.all(out[1:] >= out[:-1] - 1e-6)
     assert abs(float(out[0]) + 2.0) < 1e-5 and abs(float(out[-1]) - 3.0) < 1e-5

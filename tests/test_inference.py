@@ -15,11 +15,19 @@ from monai.inferers import SimpleInferer
 from scipy import ndimage
 
 from scripts.data.cases import DatasetError
-from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
 from scripts.data.inference_cases import find_images
+from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
 from scripts.networks.weights import CheckpointError, load_weights
 from tests.conftest import (
-    INFERENCE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, affine_for, blob_volume, cli_args, run_module,
+    INFERENCE_CONFIG,
+    LOGGING,
+    METADATA,
+    TRAIN_CONFIG,
+    TRAINED,
+    affine_for,
+    blob_volume,
+    cli_args,
+    run_module,
 )
 
 
@@ -35,8 +43,15 @@ def save(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
 
 def infer(bundle_root: Path, dataset_dir: Path, output_dir: Path, **overrides) -> ConfigWorkflow:
     workflow = ConfigWorkflow(
-        config_file=INFERENCE_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="infer",
-        bundle_root=str(bundle_root), dataset_dir=str(dataset_dir), output_dir=str(output_dir), **TRAINED, **overrides,
+        config_file=INFERENCE_CONFIG,
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        workflow_type="infer",
+        bundle_root=str(bundle_root),
+        dataset_dir=str(dataset_dir),
+        output_dir=str(output_dir),
+        **TRAINED,
+        **overrides,
     )
     workflow.initialize()
     assert not workflow.check_properties()
@@ -63,7 +78,7 @@ def test_network_preprocessing_and_inferer_are_those_of_train_json():
     validation = [t for t in parser.get("validate#preprocessing#transforms") if "image" in t["keys"]]
     inference = infer_cfg["preprocessing"]["transforms"]
     assert [t["_target_"] for t in inference] == [t["_target_"] for t in validation]
-    for inf_t, val_t in zip(inference, validation):
+    for inf_t, val_t in zip(inference, validation, strict=True):
         assert inf_t["keys"] == "image"
         assert {k: v for k, v in inf_t.items() if k != "keys"} == {k: v for k, v in val_t.items() if k != "keys"}
 
@@ -142,9 +157,23 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
         labels[case] = (label, affine, image.shape + ((1,) if fourth else ()))
     out = tmp_path / "out"
     result = run_module(
-        ["monai.bundle", "run", "--config_file", INFERENCE_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING,
-         "--bundle_root", str(trained_bundle["root"]), "--dataset_dir", str(scans), "--output_dir", str(out),
-         *cli_args(TRAINED)]
+        [
+            "monai.bundle",
+            "run",
+            "--config_file",
+            INFERENCE_CONFIG,
+            "--meta_file",
+            METADATA,
+            "--logging_file",
+            LOGGING,
+            "--bundle_root",
+            str(trained_bundle["root"]),
+            "--dataset_dir",
+            str(scans),
+            "--output_dir",
+            str(out),
+            *cli_args(TRAINED),
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{case}.nii.gz" for case in labels)
@@ -166,8 +195,23 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
 
     def again(*extra: str) -> subprocess.CompletedProcess:
         return run_module(
-            ["monai.bundle", "run", "--config_file", INFERENCE_CONFIG, "--meta_file", METADATA, "--logging_file", LOGGING,
-             "--bundle_root", str(trained_bundle["root"]), "--dataset_dir", str(scans), *extra, "--num_workers", "0"]
+            [
+                "monai.bundle",
+                "run",
+                "--config_file",
+                INFERENCE_CONFIG,
+                "--meta_file",
+                METADATA,
+                "--logging_file",
+                LOGGING,
+                "--bundle_root",
+                str(trained_bundle["root"]),
+                "--dataset_dir",
+                str(scans),
+                *extra,
+                "--num_workers",
+                "0",
+            ]
         )
 
     # the same command again predicts nothing and leaves the masks alone; a deleted mask is predicted again
@@ -178,14 +222,17 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
     assert result.stdout.count("exists, not predicted again (--overwrite true replaces it)") == 2
     assert re.findall(r"\[(\d)/1\] predicted (.+?):", result.stdout) == [("1", "sag")]
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "sag.nii.gz"} == {
-        k: v for k, v in written.items() if k != "sag.nii.gz"}
+        k: v for k, v in written.items() if k != "sag.nii.gz"
+    }
     result = again("--output_dir", str(out), "--overwrite", "true")
     assert result.returncode == 0 and "Predicted 3 case(s)" in result.stdout
     # an output folder that is the scans' folder is refused before anything is written; the scans are untouched
     before = {p.name: p.read_bytes() for p in scans.iterdir()}
     result = again("--output_dir", str(scans))
     assert result.returncode == 1
-    assert f"input error: {scans}: this is the folder of the scans to predict; pass another --output_dir" in result.stderr
+    assert (
+        f"input error: {scans}: this is the folder of the scans to predict; pass another --output_dir" in result.stderr
+    )
     assert "Traceback" not in result.stderr and {p.name: p.read_bytes() for p in scans.iterdir()} == before
 
 
@@ -220,8 +267,10 @@ def test_tta_makes_the_prediction_mirror_consistent_and_lcc_keeps_the_largest_co
     assert isinstance(tta.parser.get_parsed_content("inferer"), FlipTTAInferer)
     assert not isinstance(plain.parser.get_parsed_content("inferer"), FlipTTAInferer)
 
-    prob = {run: {c: load(tmp_path / run / "probabilities" / f"{c}.nii.gz") for c in ("blob", "mirror")}
-            for run in ("plain", "tta")}
+    prob = {
+        run: {c: load(tmp_path / run / "probabilities" / f"{c}.nii.gz") for c in ("blob", "mirror")}
+        for run in ("plain", "tta")
+    }
     assert nib.load(tmp_path / "tta" / "probabilities" / "blob.nii.gz").get_data_dtype() == np.float32
     assert 0.0 <= prob["tta"]["blob"].min() and prob["tta"]["blob"].max() <= 1.0
     # with TTA, predicting the mirrored scan gives the mirrored probabilities; without it, it does not

@@ -15,7 +15,7 @@ def test_keeps_the_largest_component_and_fills_its_holes():
     out = LargestComponentd("pred")({"pred": _mask_with_island_and_hole()})["pred"]
     assert out[0, 10, 10, 10] == 0
     assert out[0, 4, 4, 4] == 1
-    assert int(out.sum()) == 7 ** 3
+    assert int(out.sum()) == 7**3
 
 
 def test_disabled_from_the_command_line_leaves_the_mask_alone():

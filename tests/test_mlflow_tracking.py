@@ -10,8 +10,18 @@ mlflow = pytest.importorskip("mlflow")
 def test_tracking_writes_a_readable_store(tmp_path, dataset):
     store = tmp_path / "store.db"
     args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(dataset)]
-    result = run_bundle([*args, *cli_args({**FAST, "epochs": 2, "lr": 3e-4}), "--tracking", "mlflow",
-                         "--tracking_uri", f"sqlite:///{store}", "--comment", "tracked"])
+    result = run_bundle(
+        [
+            *args,
+            *cli_args({**FAST, "epochs": 2, "lr": 3e-4}),
+            "--tracking",
+            "mlflow",
+            "--tracking_uri",
+            f"sqlite:///{store}",
+            "--comment",
+            "tracked",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     client = mlflow.MlflowClient(f"sqlite:///{store}")

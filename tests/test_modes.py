@@ -15,7 +15,17 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import (
-    BUNDLE, EVALUATE_CONFIG, FAST, INFERENCE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, affine_for, blob_volume, checkpoint_dir, write_dataset,
+    BUNDLE,
+    EVALUATE_CONFIG,
+    FAST,
+    INFERENCE_CONFIG,
+    LOGGING,
+    METADATA,
+    TRAIN_CONFIG,
+    affine_for,
+    blob_volume,
+    checkpoint_dir,
+    write_dataset,
 )
 
 MODES = {
@@ -31,8 +41,13 @@ def configs(base: str, layer: str | None) -> list[str]:
 
 def train(root: Path, data: Path, mode: str, stop_after: int | None = None, **overrides) -> ConfigWorkflow:
     workflow = ConfigWorkflow(
-        config_file=configs(TRAIN_CONFIG, MODES[mode]["train"]), meta_file=METADATA, logging_file=LOGGING,
-        workflow_type="train", bundle_root=str(root), dataset_dir=str(data), **{**FAST, **MODES[mode]["settings"], **overrides},
+        config_file=configs(TRAIN_CONFIG, MODES[mode]["train"]),
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        workflow_type="train",
+        bundle_root=str(root),
+        dataset_dir=str(data),
+        **{**FAST, **MODES[mode]["settings"], **overrides},
     )
     workflow.initialize()
     assert not workflow.check_properties()
@@ -68,9 +83,16 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
 
     def infer(output: str, **retyped) -> np.ndarray:
         workflow = ConfigWorkflow(
-            config_file=INFERENCE_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="infer",
-            bundle_root=str(tmp_path), dataset_dir=str(scans), output_dir=str(tmp_path / output), num_workers=0,
-            save_probabilities="true", **retyped,
+            config_file=INFERENCE_CONFIG,
+            meta_file=METADATA,
+            logging_file=LOGGING,
+            workflow_type="infer",
+            bundle_root=str(tmp_path),
+            dataset_dir=str(scans),
+            output_dir=str(tmp_path / output),
+            num_workers=0,
+            save_probabilities="true",
+            **retyped,
         )
         workflow.initialize()
         workflow.run()
@@ -92,8 +114,13 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
 
     # evaluation layered on train.json alone scores the validation case with the model's own settings
     evaluation = ConfigWorkflow(
-        config_file=[TRAIN_CONFIG, EVALUATE_CONFIG], meta_file=METADATA,
-        logging_file=LOGGING, workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(data), num_workers=0,
+        config_file=[TRAIN_CONFIG, EVALUATE_CONFIG],
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        workflow_type="infer",
+        bundle_root=str(tmp_path),
+        dataset_dir=str(data),
+        num_workers=0,
     )
     evaluation.initialize()
     evaluation.run()
@@ -107,7 +134,11 @@ def test_inference_parts_equal_the_training_parts():
     infer_cfg = ConfigParser.load_config_file(INFERENCE_CONFIG)
     assert infer_cfg["network_def"] == train_cfg["network_def"]
     # one inferer for every mode, built from the model's settings (its arguments: tests/test_inference.py)
-    assert infer_cfg["inferer"]["model_settings"] == train_cfg["validate"]["inferer"]["model_settings"] == "@model_settings"
+    assert (
+        infer_cfg["inferer"]["model_settings"]
+        == train_cfg["validate"]["inferer"]["model_settings"]
+        == "@model_settings"
+    )
     # the settings inference reads from the model are those training records
     assert set(infer_cfg["model_settings"]) == set(train_cfg["model_settings"]) - {"label_threshold"}
     for key in infer_cfg["model_settings"]:
@@ -125,7 +156,16 @@ def test_2_5d_network_sees_the_neighbours_as_channels(tmp_path):
 def test_mode_needs_its_config_file(tmp_path, dataset):
     from tests.conftest import cli_args, run_bundle
 
-    result = run_bundle(["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(dataset),
-                         *cli_args({**FAST, "unet_dimensions": "2.5D"})])
+    result = run_bundle(
+        [
+            "--config_file",
+            TRAIN_CONFIG,
+            "--bundle_root",
+            str(tmp_path),
+            "--dataset_dir",
+            str(dataset),
+            *cli_args({**FAST, "unet_dimensions": "2.5D"}),
+        ]
+    )
     assert result.returncode == 1
     assert "configs/train_2.5d.json" in result.stdout + result.stderr

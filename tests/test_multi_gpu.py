@@ -16,9 +16,25 @@ MULTI = "['configs/train.json','configs/multi_gpu_train.json'"
 def torchrun(tmp_path, data, extra_configs=(), **overrides):
     configs = MULTI + "".join(f",'{c}'" for c in extra_configs) + "]"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "monai.bundle", "run", "--config_file", configs, "--meta_file", METADATA, "--logging_file", LOGGING,
-        "--bundle_root", str(tmp_path), "--dataset_dir", str(data), *cli_args({**FAST, **overrides}),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        configs,
+        "--meta_file",
+        METADATA,
+        "--logging_file",
+        LOGGING,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(data),
+        *cli_args({**FAST, **overrides}),
     ]
     env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
@@ -27,15 +43,28 @@ def torchrun(tmp_path, data, extra_configs=(), **overrides):
 def test_two_processes_on_cpu(tmp_path):
     data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])  # 6 volumes: 4 train, 2 validation
     dump = tmp_path / "dump_weights.json"
-    dump.write_text(json.dumps({"run": [
-        "$@train#trainer.run()",
-        "$torch.save(@network.module.state_dict(), os.path.join(@bundle_root, f'rank{torch.distributed.get_rank()}.pt'))",
-    ]}))
+    dump.write_text(
+        json.dumps(
+            {
+                "run": [
+                    "$@train#trainer.run()",
+                    "$torch.save(@network.module.state_dict(),"
+                    " os.path.join(@bundle_root, f'rank{torch.distributed.get_rank()}.pt'))",
+                ]
+            }
+        )
+    )
     # nothing may land in the bundle's own runs/ (a demo run before the tests may have put files there)
     events_before = set((BUNDLE / "runs").rglob("events.out.tfevents.*")) if (BUNDLE / "runs").exists() else set()
     # no validation can beat min_delta=100, so with patience 1 early stopping fires after epoch 2 of 3
     result = torchrun(
-        tmp_path, data, extra_configs=[str(dump)], val_set_size=0.34, epochs=3, early_stop_patience=1, early_stop_min_delta=100
+        tmp_path,
+        data,
+        extra_configs=[str(dump)],
+        val_set_size=0.34,
+        epochs=3,
+        early_stop_patience=1,
+        early_stop_min_delta=100,
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
@@ -50,7 +79,9 @@ def test_two_processes_on_cpu(tmp_path):
     assert len(list(runs.glob("*-trn_cls-exp"))) == 1 and len(list(runs.glob("*-val_cls-exp"))) == 1
     assert len(list(runs.glob("*-trn_cls-exp/events.out.tfevents.*"))) == 1
     assert len(list(runs.glob("*-val_cls-exp/events.out.tfevents.*"))) == 1
-    assert (set((BUNDLE / "runs").rglob("events.out.tfevents.*")) if (BUNDLE / "runs").exists() else set()) == events_before
+    assert (
+        set((BUNDLE / "runs").rglob("events.out.tfevents.*")) if (BUNDLE / "runs").exists() else set()
+    ) == events_before
     checkpoint = next(runs.glob("*/checkpoints/last.pth"))
     last = torch.load(checkpoint, weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 2 * FAST["iterations_per_epoch"]  # per rank, whatever the data

@@ -22,7 +22,9 @@ def test_nan_loss_stops_the_run_and_keeps_checkpoints(dataset, tmp_path, capfd):
     assert workflow.trainer.state.epoch == 2 and workflow.trainer.state.iteration == 4
     assert "Non-finite loss at epoch 2, iteration 4" in log
     last = torch.load(ckpts / "last.pth", weights_only=True)
-    assert last["epoch"] == 1 and all(torch.isfinite(t).all() for t in last["model_state"].values() if t.is_floating_point())
+    assert last["epoch"] == 1 and all(
+        torch.isfinite(t).all() for t in last["model_state"].values() if t.is_floating_point()
+    )
     assert sorted(p.name for p in ckpts.iterdir()) == ["best.pth", "last.pth"]
     with pytest.raises(SystemExit, match="non-finite loss at epoch 2, iteration 4"):
         workflow.finalize()

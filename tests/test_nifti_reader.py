@@ -6,6 +6,7 @@ import pytest
 import torch
 from monai.data import NibabelReader
 from monai.transforms import LoadImage
+from nibabel.filebasedimages import ImageFileError
 
 from scripts.data.nifti_reader import NiftiReader, load_nifti, open_nifti
 
@@ -45,7 +46,9 @@ class SpyReader(NiftiReader):
         return super().get_data(img)
 
 
-@pytest.mark.parametrize("name", ["float32.nii.gz", "scaled_int16.nii.gz", "channel.nii.gz", "plain.nii", "nifti2.nii.gz"])
+@pytest.mark.parametrize(
+    "name", ["float32.nii.gz", "scaled_int16.nii.gz", "channel.nii.gz", "plain.nii", "nifti2.nii.gz"]
+)
 def test_loads_what_monai_nibabel_reader_loads(tmp_path, name):
     path = scans(tmp_path)[name]
     for channel_first in (True, False):
@@ -70,7 +73,9 @@ def test_isal_stream_for_nifti1_gz_and_nibabel_for_the_rest(tmp_path, caplog):
         stream.close()
     for name in ("plain.nii", "nifti2.nii.gz"):
         img = open_nifti(paths[name])
-        assert isinstance(img.dataobj.file_like, str) and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(paths[name]).dataobj))
+        assert isinstance(img.dataobj.file_like, str) and np.array_equal(
+            np.asanyarray(img.dataobj), np.asanyarray(nib.load(paths[name]).dataobj)
+        )
     assert not [r for r in caplog.records if r.name.startswith("nibabel")]  # no header complaints from a wrong guess
     # the scaled int16 comes back scaled, as nibabel's dataobj gives it
     img, voxels = load_nifti(paths["scaled_int16.nii.gz"])
@@ -99,15 +104,15 @@ def test_damaged_files_fail_as_with_nibabel(tmp_path):
     good = scans(tmp_path)["float32.nii.gz"]
     truncated = tmp_path / "truncated.nii.gz"
     truncated.write_bytes(good.read_bytes()[:-200])
-    with pytest.raises(Exception):
+    with pytest.raises(EOFError):
         load_nifti(truncated)
-    with pytest.raises(Exception):
+    with pytest.raises(EOFError):
         np.asanyarray(nib.load(truncated).dataobj)
     not_gzip = tmp_path / "not_gzip.nii.gz"  # a .nii renamed: nibabel refuses it too
     not_gzip.write_bytes(gzip.decompress(good.read_bytes()))
-    with pytest.raises(Exception):
+    with pytest.raises(ImageFileError):
         nib.load(not_gzip).get_fdata()
-    with pytest.raises(Exception):
+    with pytest.raises(ImageFileError):
         load_nifti(not_gzip)
 
 
@@ -117,7 +122,9 @@ def test_without_isal_files_are_read_by_nibabel(tmp_path, monkeypatch):
     path = scans(tmp_path)["scaled_int16.nii.gz"]
     monkeypatch.setattr(nifti_reader, "has_isal", False)
     img = open_nifti(path)
-    assert isinstance(img.dataobj.file_like, str) and np.array_equal(np.asanyarray(img.dataobj), np.asanyarray(nib.load(path).dataobj))
+    assert isinstance(img.dataobj.file_like, str) and np.array_equal(
+        np.asanyarray(img.dataobj), np.asanyarray(nib.load(path).dataobj)
+    )
     ours = LoadImage(reader=NiftiReader(), image_only=True, ensure_channel_first=True)(path)
     monai = LoadImage(reader=NibabelReader(), image_only=True, ensure_channel_first=True)(path)
     assert torch.equal(ours.as_tensor(), monai.as_tensor()) and torch.equal(ours.affine, monai.affine)

@@ -52,8 +52,10 @@ def run(model, data, epoch_length, max_epochs, calibration, seen, state=None):
 
     engine = Engine(step)
     calibration.attach(engine)
-    engine.add_event_handler(Events.EPOCH_COMPLETED(every=calibration.interval),
-                             lambda e: seen.append((e.state.epoch, model.running_mean.clone(), model.momentum)))
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED(every=calibration.interval),
+        lambda e: seen.append((e.state.epoch, model.running_mean.clone(), model.momentum)),
+    )
     if state:
         engine.load_state_dict(state)
     engine.run(range(epoch_length), max_epochs=max_epochs)
@@ -61,7 +63,14 @@ def run(model, data, epoch_length, max_epochs, calibration, seen, state=None):
 
 def test_handler_averages_the_last_iterations_before_each_validation():
     data, bn, seen = batches(12), torch.nn.BatchNorm2d(2, momentum=0.1), []
-    run(bn, data, epoch_length=3, max_epochs=4, calibration=BatchNormCalibration(bn, num_batches=4, interval=2), seen=seen)
+    run(
+        bn,
+        data,
+        epoch_length=3,
+        max_epochs=4,
+        calibration=BatchNormCalibration(bn, num_batches=4, interval=2),
+        seen=seen,
+    )
     assert [epoch for epoch, _, _ in seen] == [2, 4]
     assert torch.allclose(seen[0][1], expected(data[2:6])[0], atol=1e-5)  # iterations 3-6
     assert torch.allclose(seen[1][1], expected(data[8:12])[0], atol=1e-5)  # iterations 9-12
@@ -77,8 +86,15 @@ def test_a_run_resumed_inside_a_window_ends_with_the_same_statistics():
     run(first, data, 3, 1, BatchNormCalibration(first, num_batches=5, interval=2), seen)  # stops at iteration 3
     resumed = torch.nn.BatchNorm2d(2)
     resumed.load_state_dict(first.state_dict())  # what a checkpoint carries
-    run(resumed, data, 3, 2, BatchNormCalibration(resumed, num_batches=5, interval=2), seen,
-        state={"epoch": 1, "max_epochs": 2, "epoch_length": 3})
+    run(
+        resumed,
+        data,
+        3,
+        2,
+        BatchNormCalibration(resumed, num_batches=5, interval=2),
+        seen,
+        state={"epoch": 1, "max_epochs": 2, "epoch_length": 3},
+    )
     assert torch.allclose(seen[-1][1], seen_whole[-1][1], atol=1e-6)
     assert torch.allclose(seen_whole[-1][1], expected(data[1:6])[0], atol=1e-5)
 

@@ -49,7 +49,7 @@ def test_tissue_envelope_closes_sulci_fills_ventricles_and_drops_specks():
     from scripts.tools.prepare_real_t1 import tissue_envelope
 
     z, y, x = np.mgrid[:40, :40, :40]
-    ball = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 15 ** 2
+    ball = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 15**2
     tissue = ball.copy()
     tissue[18:22, 18:22, 18:22] = False  # a ventricle inside
     tissue[20, :, 5:35] &= np.abs(np.arange(40) - 20)[:, None] < 12  # a 1-voxel sulcus cut in from the surface

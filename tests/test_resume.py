@@ -9,8 +9,15 @@ from tests.conftest import FAST, TRAIN_CONFIG, checkpoint_dir, cli_args, make_wo
 
 # 3 iterations an epoch from 4 training volumes (12 items along 3 planes), loaded by 2 persistent workers: a resumed
 # run must draw the same items and random transforms whichever worker loads them
-SETTINGS = {**FAST, "epochs": 4, "iterations_per_epoch": 3, "num_workers": 2, "ckpt_period": 1, "ckpt_keep": 2,
-            "bn_calibration_batches": 2}
+SETTINGS = {
+    **FAST,
+    "epochs": 4,
+    "iterations_per_epoch": 3,
+    "num_workers": 2,
+    "ckpt_period": 1,
+    "ckpt_keep": 2,
+    "bn_calibration_batches": 2,
+}
 
 
 def train_until(root: Path, data: Path, stop_after: int | None = None) -> None:

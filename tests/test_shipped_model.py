@@ -39,15 +39,31 @@ def test_the_models_settings_are_beside_it_and_its_weights_fit_them():
 
 def test_inference_json_masks_a_real_t1_head_out_of_the_box(tmp_path):
     """icbm09 (nilearn's template with a synthetic scalp) is one of the model's training sources: this checks the
-    shipped file and the pipeline on a real brain, both acquisitions; figures on unseen sources are in docs/README.md."""
+    shipped file and the pipeline on a real brain, both acquisitions; figures on unseen sources are in docs/README.md.
+    """
     pytest.importorskip("nilearn")
     from scripts.tools.prepare_real_t1 import build
 
     build(tmp_path / "data", tmp_path / "packages", sources=("icbm09",))
     out = tmp_path / "masks"
-    result = run_module(["monai.bundle", "run", "--config_file", INFERENCE_CONFIG, "--meta_file", METADATA,
-                         "--logging_file", LOGGING, "--dataset_dir", str(tmp_path / "data" / "imagesTr"),
-                         "--output_dir", str(out), "--ckpt_path", str(MODEL)])
+    result = run_module(
+        [
+            "monai.bundle",
+            "run",
+            "--config_file",
+            INFERENCE_CONFIG,
+            "--meta_file",
+            METADATA,
+            "--logging_file",
+            LOGGING,
+            "--dataset_dir",
+            str(tmp_path / "data" / "imagesTr"),
+            "--output_dir",
+            str(out),
+            "--ckpt_path",
+            str(MODEL),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for case in ("icbm09_native", "icbm09_cor2x3x2"):
         mask = np.asarray(nib.load(out / f"{case}.nii.gz").dataobj) > 0

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from scripts.transforms.slice_augmentation import SliceAugmentation, affine_grid
 from scripts.networks.slicing import PatchPrepareBatch, SlicePrepareBatch
+from scripts.transforms.slice_augmentation import SliceAugmentation, affine_grid
 
 NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, translate_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
 
@@ -31,12 +31,14 @@ def test_a_certain_flip_of_both_axes_equals_torch_flip():
 def test_each_slice_gets_its_own_draw_and_image_and_label_move_together():
     torch.manual_seed(0)
     image, label = asymmetric_slices(n=64)
-    out_image, out_label = SliceAugmentation(**{**NOTHING, "flip_prob": 0.5, "rotate_prob": 1.0, "zoom_prob": 1.0})(image, label)
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "flip_prob": 0.5, "rotate_prob": 1.0, "zoom_prob": 1.0})(
+        image, label
+    )
     distinct = {tuple(s.flatten().tolist()) for s in out_label}
     assert len(distinct) > 32  # not one transform for the whole batch
     assert set(out_label.unique().tolist()) <= {0.0, 1.0} and out_label.dtype == label.dtype
     rows, cols = torch.arange(24.0)[:, None], torch.arange(24.0)[None, :]
-    for img, lab in zip(out_image[:, 0], out_label[:, 0]):
+    for img, lab in zip(out_image[:, 0], out_label[:, 0], strict=True):
         bright = (img > 2.0).float()  # the image's rectangle, found independently of the label
         centre_label = ((lab * rows).sum() / lab.sum(), (lab * cols).sum() / lab.sum())
         centre_image = ((bright * rows).sum() / bright.sum(), (bright * cols).sum() / bright.sum())
@@ -55,7 +57,9 @@ def test_draws_follow_torch_seed():
 
 def test_intensity_changes_only_touch_the_image():
     image, label = asymmetric_slices()
-    out_image, out_label = SliceAugmentation(**{**NOTHING, "scale_prob": 1, "shift_prob": 1, "noise_prob": 1})(image, label)
+    out_image, out_label = SliceAugmentation(**{**NOTHING, "scale_prob": 1, "shift_prob": 1, "noise_prob": 1})(
+        image, label
+    )
     assert torch.equal(out_label, label) and not torch.allclose(out_image, image)
 
 
@@ -99,7 +103,7 @@ def test_a_shift_moves_image_and_label_alike_and_pads_the_image_with_its_backgro
     image = image - 3.0  # z-scored: the background is negative, 0 would be mid-grey tissue
     augment = SliceAugmentation(**{**NOTHING, "translate_prob": 1.0, "translate_range": 0.25})
     out_image, out_label = augment(image, label)
-    for img, lab, src in zip(out_image[:, 0], out_label[:, 0], image[:, 0]):
+    for img, lab, src in zip(out_image[:, 0], out_label[:, 0], image[:, 0], strict=True):
         rows, cols = torch.nonzero(lab, as_tuple=True)
         assert (rows.float().mean(), cols.float().mean()) != (6.0, 9.0)  # the rectangle moved ...
         assert lab.sum() > 0 and ((img > -1.0) == (lab > 0)).float().mean() > 0.97  # ... with the image's rectangle
@@ -110,7 +114,9 @@ def test_a_shift_moves_image_and_label_alike_and_pads_the_image_with_its_backgro
 def test_a_zoom_out_pads_with_the_background():
     image = torch.full((2, 1, 16, 16), 2.0)
     image[:, :, 0, 0] = -3.0
-    out, _ = SliceAugmentation(**{**NOTHING, "zoom_prob": 1.0, "zoom_range": (0.5, 0.5)})(image, torch.zeros(2, 1, 16, 16))
+    out, _ = SliceAugmentation(**{**NOTHING, "zoom_prob": 1.0, "zoom_range": (0.5, 0.5)})(
+        image, torch.zeros(2, 1, 16, 16)
+    )
     assert torch.allclose(out[:, :, 0, 8], torch.full((2, 1), -3.0)) and out.max() <= 2.0 + 1e-4
 
 

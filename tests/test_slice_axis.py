@@ -18,9 +18,16 @@ def diag_affine(spacing):
 
 @pytest.mark.parametrize(
     "name, spacing, expected",
-    [("auto", (1.0, 1.0, 3.0), 2), ("auto", (1.0, 3.0, 1.0), 1), ("auto", (3.0, 1.0, 1.0), 0),
-     ("auto", (1.0, 1.2, 1.1), 2), ("auto", (1.3, 1.3, 1.3), 2), ("sagittal", (1.0, 1.0, 3.0), 0),
-     ("coronal", (1.0, 1.0, 3.0), 1), ("axial", (3.0, 1.0, 1.0), 2)],
+    [
+        ("auto", (1.0, 1.0, 3.0), 2),
+        ("auto", (1.0, 3.0, 1.0), 1),
+        ("auto", (3.0, 1.0, 1.0), 0),
+        ("auto", (1.0, 1.2, 1.1), 2),
+        ("auto", (1.3, 1.3, 1.3), 2),
+        ("sagittal", (1.0, 1.0, 3.0), 0),
+        ("coronal", (1.0, 1.0, 3.0), 1),
+        ("axial", (3.0, 1.0, 1.0), 2),
+    ],
 )
 def test_axis_choice(name, spacing, expected):
     assert choose_axis(name, diag_affine(spacing)) == expected
@@ -58,11 +65,15 @@ def test_auto_slices_a_thick_coronal_scan_coronally_and_invertd_restores_its_gri
     affine = affine_for(spacing, (0, 2, 1))
     data = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "img.nii.gz")
-    pre = Compose([
-        LoadImaged("image", image_only=True), EnsureChannelFirstd("image"),
-        Orientationd("image", axcodes="RAS", labels=None), SliceAxisd("image", slice_axis="auto"),
-        FitInPlaned("image", spatial_size=32),
-    ])
+    pre = Compose(
+        [
+            LoadImaged("image", image_only=True),
+            EnsureChannelFirstd("image"),
+            Orientationd("image", axcodes="RAS", labels=None),
+            SliceAxisd("image", slice_axis="auto"),
+            FitInPlaned("image", spatial_size=32),
+        ]
+    )
     item = pre({"image": str(tmp_path / "img.nii.gz")})
     assert item["image"].shape[-1] == 9  # the thick axis is the slicing axis
     spacing_after = np.linalg.norm(item["image"].affine.numpy()[:3, :3], axis=0)
@@ -95,4 +106,9 @@ def test_an_item_naming_its_plane_is_sliced_along_it_and_cases_come_once_per_pla
     for plane, shape in (("coronal", (1, 2, 4, 3)), ("sagittal", (1, 3, 4, 2)), ("auto", (1, 2, 3, 4))):
         out = transform({"image": volume, "label": volume.clone(), "slice_plane": plane})
         assert out["image"].shape == out["label"].shape == shape
-    assert SliceAxisd(keys="image", slice_axis="coronal")({"image": volume, "slice_plane": "axial"})["image"].shape == (1, 2, 4, 3)
+    assert SliceAxisd(keys="image", slice_axis="coronal")({"image": volume, "slice_plane": "axial"})["image"].shape == (
+        1,
+        2,
+        4,
+        3,
+    )

@@ -27,9 +27,17 @@ def test_draws_slices_as_monai_crop_by_pos_neg_label(context):
     data = volume_with_foreground()
     slab = 2 * context + 1
     pad = BorderPadd(["image", "label"], spatial_border=[0, 0, context], mode="replicate")
-    ours = Compose([pad, RandSlicesByPosNegLabeld(["image", "label"], "label", num_samples=50, slab=slab, pos=0.7, neg=0.3)])
-    monai = Compose([pad, RandCropByPosNegLabeld(["image", "label"], "label", spatial_size=[-1, -1, slab],
-                                                 num_samples=50, pos=0.7, neg=0.3)])
+    ours = Compose(
+        [pad, RandSlicesByPosNegLabeld(["image", "label"], "label", num_samples=50, slab=slab, pos=0.7, neg=0.3)]
+    )
+    monai = Compose(
+        [
+            pad,
+            RandCropByPosNegLabeld(
+                ["image", "label"], "label", spatial_size=[-1, -1, slab], num_samples=50, pos=0.7, neg=0.3
+            ),
+        ]
+    )
     ours.set_random_state(0)
     monai.set_random_state(1)
     draws = {name: [s for _ in range(120) for s in t(dict(data))] for name, t in (("ours", ours), ("monai", monai))}

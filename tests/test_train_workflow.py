@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import torch
-
 from monai.bundle import ConfigParser, ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -32,8 +31,13 @@ def only(paths) -> Path:
 def test_one_epoch_on_mixed_volumes(dataset, tmp_path):
     bundle_root = tmp_path / "bundle"
     workflow = ConfigWorkflow(
-        config_file=TRAIN_CONFIG, meta_file=METADATA, logging_file=LOGGING, workflow_type="train",
-        bundle_root=str(bundle_root), dataset_dir=str(dataset), **FAST,
+        config_file=TRAIN_CONFIG,
+        meta_file=METADATA,
+        logging_file=LOGGING,
+        workflow_type="train",
+        bundle_root=str(bundle_root),
+        dataset_dir=str(dataset),
+        **FAST,
     )
     workflow.initialize()
     assert not workflow.check_properties()

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FAST, ONE_THREAD_ENV, TRAIN_CONFIG, checkpoint_dir, cli_args, run_bundle, run_module, write_dataset
+from tests.conftest import (
+    FAST,
+    ONE_THREAD_ENV,
+    TRAIN_CONFIG,
+    checkpoint_dir,
+    cli_args,
+    run_bundle,
+    run_module,
+    write_dataset,
+)
 
 SEARCHED = ("lr", "max_lr", "loss_function", "augmentations", "dropout_rate")
 METRICS = ("training_loss", "validation_loss", "mean_dice", "epoch")
@@ -23,14 +32,32 @@ def test_two_trials_and_best_json_reruns(tmp_path):
     data = write_dataset(tmp_path / "data", channel_suffix="_0000")
     out = tmp_path / "tune_output_folder_with_a_long_name_so_ray_temp_goes_through_a_short_link"
     small = {k: v for k, v in FAST.items() if k != "epochs"}
-    result = run_module([
-        "scripts.tools.tune", "--num_samples", "2", "--max_epochs", "1", "--dataset_dir", str(data), "--output_dir", str(out),
-        "--num_cpus", "2", "--cpus_per_trial", "1", "--gpus_per_trial", "0", *cli_args(small),
-    ], timeout=400, env=ONE_THREAD_ENV)
+    result = run_module(
+        [
+            "scripts.tools.tune",
+            "--num_samples",
+            "2",
+            "--max_epochs",
+            "1",
+            "--dataset_dir",
+            str(data),
+            "--output_dir",
+            str(out),
+            "--num_cpus",
+            "2",
+            "--cpus_per_trial",
+            "1",
+            "--gpus_per_trial",
+            "0",
+            *cli_args(small),
+        ],
+        timeout=400,
+        env=ONE_THREAD_ENV,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     # the table of trials printed at the end, and the same rows in trials.csv
-    table = result.stdout[result.stdout.index("Trials (last reported epoch"):]
+    table = result.stdout[result.stdout.index("Trials (last reported epoch") :]
     header = table.splitlines()[1].split()
     assert set(METRICS) <= set(header) and set(SEARCHED) <= set(header)
     with open(out / "trials.csv") as handle:
@@ -53,8 +80,11 @@ def test_two_trials_and_best_json_reruns(tmp_path):
     assert list((out / "ray_tmp").glob("session_*/logs"))
 
     rerun = tmp_path / "rerun"
-    again = run_bundle(["--config_file", TRAIN_CONFIG, "--args_file", str(out / "best.json"), "--bundle_root", str(rerun)],
-                       env=ONE_THREAD_ENV, timeout=300)
+    again = run_bundle(
+        ["--config_file", TRAIN_CONFIG, "--args_file", str(out / "best.json"), "--bundle_root", str(rerun)],
+        env=ONE_THREAD_ENV,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (rerun / "models" / "model.pt").is_file()
     config = torch.load(checkpoint_dir(rerun / "runs") / "last.pth", weights_only=True)["config"]

@@ -52,7 +52,9 @@ ERRORS = {
     "not_3d": (lambda r: rewrite(image(r, 1), lambda a: np.stack([a, a], -1)), image, "is not 3D"),
     "shape_mismatch": (lambda r: rewrite(label(r, 1), lambda a: a[:-2]), label, "differs from its image"),
     "affine_mismatch": (
-        lambda r: rewrite(label(r, 1), affine=nib.load(label(r, 1)).affine + np.diag([0, 0, 0.5, 0])), label, "affine differs"
+        lambda r: rewrite(label(r, 1), affine=nib.load(label(r, 1)).affine + np.diag([0, 0, 0.5, 0])),
+        label,
+        "affine differs",
     ),
     "label_values": (lambda r: rewrite(label(r, 1), lambda a: a * 255), label, "label values {0, 255} are not {0, 1}"),
     "nan_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.nan, a)), image, "NaN or Inf"),
@@ -125,7 +127,8 @@ def test_a_label_with_every_value_below_the_threshold_is_an_error_not_an_empty_c
     _, problems = check_dataset(root / "imagesTr", root / "labelsTr", label_threshold="128")
     assert [str(p) for p in problems if p.severity == "error"] == [
         f"{label(root, 2)}: every label value is below the foreground threshold 128 (largest 51), so the case would "
-        "train as empty; lower --label_threshold"]
+        "train as empty; lower --label_threshold"
+    ]
 
 
 def rotate(path, degrees: float):
@@ -142,8 +145,10 @@ def test_a_label_turned_against_its_image_is_caught_in_degrees(tmp_path, degrees
     _, problems = check_dataset(root / "imagesTr", root / "labelsTr")
     found = [str(p) for p in problems if p.severity == "error"]
     if error:  # 5 degrees moves 1 mm voxel axes by 0.09 mm: inside the former 0.1 mm tolerance
-        assert found == [f"{label(root, 1)}: affine differs: voxel axes turned 5.0 degrees against its image's; write "
-                         "the label with the image's affine"]
+        assert found == [
+            f"{label(root, 1)}: affine differs: voxel axes turned 5.0 degrees against its image's; write "
+            "the label with the image's affine"
+        ]
     else:
         assert not found
 
@@ -186,7 +191,10 @@ def test_command_line_entry_point(tmp_path):
     root = write_dataset(tmp_path / "data")
     truncate(label(root, 4))
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.data.verify_data", "--dataset_dir", str(root)], cwd=BUNDLE, capture_output=True, text=True
+        [sys.executable, "-m", "scripts.data.verify_data", "--dataset_dir", str(root)],
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert f"ERROR {label(root, 4)}: unreadable NIfTI" in result.stdout

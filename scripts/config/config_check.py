@@ -7,8 +7,8 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from scripts.data.data_cache import CACHE_MODES
 from scripts.config.flags import as_bool
+from scripts.data.data_cache import CACHE_MODES
 from scripts.networks.losses import LOSSES
 from scripts.transforms.slice_axis import SLICE_AXES
 
@@ -71,10 +71,12 @@ def problems_in(settings: dict) -> list[str]:
         found.append(f"unet_dimensions={mode!r}: use one of {', '.join(UNET_DIMENSIONS)}")
     elif mode != settings.get("layered_mode", mode):
         files = "'configs/train.json'" + ("" if mode == "2D" else f",'{MODE_FILES[mode]}'")
-        found.append(f"unet_dimensions={mode!r}: run with --config_file \"[{files}]\" (the {mode} parts live there)")
+        found.append(f'unet_dimensions={mode!r}: run with --config_file "[{files}]" (the {mode} parts live there)')
     context = settings.get("context_slices", 0)
     if mode == "2.5D" and (not isinstance(context, int) or context < 1):
-        found.append(f"context_slices={context!r}: 2.5D needs at least 1 neighbour on each side, e.g. --context_slices 2")
+        found.append(
+            f"context_slices={context!r}: 2.5D needs at least 1 neighbour on each side, e.g. --context_slices 2"
+        )
     if mode in ("2D", "3D") and context != 0:
         found.append(f"context_slices={context!r}: only used in 2.5D; leave it at 0 for {mode}")
     if "cache" in settings and settings["cache"] not in CACHE_MODES:
@@ -84,18 +86,32 @@ def problems_in(settings: dict) -> list[str]:
         found.append(f"val_set_size={size!r}: must lie strictly between 0 and 1, e.g. --val_set_size 0.2")
     planes = settings.get("training_planes", ["auto"])
     if isinstance(planes, str) or not planes or any(p not in SLICE_AXES for p in planes):
-        found.append(f"training_planes={planes!r}: a list of {', '.join(SLICE_AXES[1:])} (or ['auto']), "
-                     "e.g. --training_planes \"['axial','coronal','sagittal']\"")
-    for key in ("epochs", "iterations_per_epoch", "batch_size", "slices_per_volume", "val_interval", "bn_calibration_batches",
-                "ckpt_period", "ckpt_keep"):
+        found.append(
+            f"training_planes={planes!r}: a list of {', '.join(SLICE_AXES[1:])} (or ['auto']), "
+            "e.g. --training_planes \"['axial','coronal','sagittal']\""
+        )
+    for key in (
+        "epochs",
+        "iterations_per_epoch",
+        "batch_size",
+        "slices_per_volume",
+        "val_interval",
+        "bn_calibration_batches",
+        "ckpt_period",
+        "ckpt_keep",
+    ):
         if key in settings and (problem := _positive_int(settings, key)):
             found.append(problem)
     spatial = settings.get("spatial_size")
     if not isinstance(spatial, int) or spatial < 16 or spatial % 16:
-        found.append(f"spatial_size={spatial!r}: the U-Net halves it 4 times; use a multiple of 16, e.g. --spatial_size 128")
+        found.append(
+            f"spatial_size={spatial!r}: the U-Net halves it 4 times; use a multiple of 16, e.g. --spatial_size 128"
+        )
     patch = settings.get("patch_size")
     if patch is not None and (
-        not isinstance(patch, (list, tuple)) or len(patch) != 3 or any(not isinstance(p, int) or p < 16 or p % 16 for p in patch)
+        not isinstance(patch, (list, tuple))
+        or len(patch) != 3
+        or any(not isinstance(p, int) or p < 16 or p % 16 for p in patch)
     ):
         found.append(f"patch_size={patch!r}: three multiples of 16, e.g. --patch_size [96,96,32]")
     lr, max_lr = settings.get("lr"), settings.get("max_lr")

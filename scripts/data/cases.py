@@ -93,7 +93,9 @@ def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
     if pairing.images_without_label:
         logger.warning(
             "%d image(s) in %s have no label and are skipped, e.g. %s",
-            len(pairing.images_without_label), images_dir, pairing.images_without_label[0].name,
+            len(pairing.images_without_label),
+            images_dir,
+            pairing.images_without_label[0].name,
         )
     return pairing.cases
 
@@ -107,12 +109,18 @@ def split_cases(
     fold ``fold`` (0 .. k-1) of a seeded, shuffled ``KFold`` by volume: the k validation sets are disjoint and
     together cover every case."""
     if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 0:
-        raise DatasetError(f"num_folds={num_folds!r}: a whole number, 0 for one train/validation split or >= 2, e.g. --num_folds 5")
+        raise DatasetError(
+            f"num_folds={num_folds!r}: a whole number, 0 for one train/validation split or >= 2, e.g. --num_folds 5"
+        )
     if num_folds >= 2:
         if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < num_folds:
-            raise DatasetError(f"fold={fold!r}: must be 0 .. {num_folds - 1} with --num_folds {num_folds}, e.g. --fold 0")
+            raise DatasetError(
+                f"fold={fold!r}: must be 0 .. {num_folds - 1} with --num_folds {num_folds}, e.g. --fold 0"
+            )
         if len(cases) < num_folds:
-            raise DatasetError(f"{len(cases)} case(s) found: {num_folds}-fold cross-validation needs at least {num_folds} labelled volumes")
+            raise DatasetError(
+                f"{len(cases)} case(s) found: {num_folds}-fold cross-validation needs at least {num_folds} labelled volumes"
+            )
         splits = list(KFold(n_splits=num_folds, shuffle=True, random_state=seed).split(cases))
         train_idx, val_idx = splits[fold]
         return [cases[i] for i in train_idx], [cases[i] for i in val_idx]

@@ -65,19 +65,27 @@ class DiskCacheDataset(PersistentDataset):
                 path.unlink(missing_ok=True)
         item = self._pre_transform(deepcopy(item_transformed))
         try:
-            save_durably(convert_to_tensor(item, convert_numeric=False, track_meta=self.track_meta), path, save=torch.save,
-                         pickle_protocol=self.pickle_protocol)
+            save_durably(
+                convert_to_tensor(item, convert_numeric=False, track_meta=self.track_meta),
+                path,
+                save=torch.save,
+                pickle_protocol=self.pickle_protocol,
+            )
         except OSError as error:
             if not self._warned:
                 self._warned = True
-                logger.warning("cache_dir=%s: cannot write the cache (%s); training goes on without it, slower. Free "
-                               "space there, or pass --cache_dir with room or --cache none", self.cache_dir,
-                               error.strerror or error)
+                logger.warning(
+                    "cache_dir=%s: cannot write the cache (%s); training goes on without it, slower. Free "
+                    "space there, or pass --cache_dir with room or --cache none",
+                    self.cache_dir,
+                    error.strerror or error,
+                )
         return item
 
 
-def training_dataset(data: Sequence, transform: Callable, cache: str = "disk", cache_dir: str | None = None,
-                     num_workers: int = 0) -> Dataset:
+def training_dataset(
+    data: Sequence, transform: Callable, cache: str = "disk", cache_dir: str | None = None, num_workers: int = 0
+) -> Dataset:
     """``cache``: ``disk`` keeps each volume's loaded, oriented, normalised and in-plane-fitted form in ``cache_dir``
     (PersistentDataset: memory does not grow with the dataset, later runs on the same data start warm); ``memory``
     keeps it in RAM (CacheDataset: fastest, memory grows with the dataset); ``none`` recomputes it every time."""
@@ -85,8 +93,15 @@ def training_dataset(data: Sequence, transform: Callable, cache: str = "disk", c
         if not cache_dir:
             raise ValueError("cache=disk needs a cache_dir")
         # plain tensors (track_meta=False) load with weights_only=True; nothing after the cache needs the affine
-        return DiskCacheDataset(data, transform, cache_dir=cache_dir, hash_func=hash_with_file_stats,
-                                hash_transform=hash_transform_settings, track_meta=False, weights_only=True)
+        return DiskCacheDataset(
+            data,
+            transform,
+            cache_dir=cache_dir,
+            hash_func=hash_with_file_stats,
+            hash_transform=hash_transform_settings,
+            track_meta=False,
+            weights_only=True,
+        )
     if cache == "memory":
         return CacheDataset(data, transform, cache_rate=1.0, num_workers=num_workers or None, progress=False)
     if cache == "none":

@@ -30,7 +30,9 @@ def make_case(index: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nda
     rng = np.random.default_rng(seed * 1000 + index)
     shape = (int(rng.integers(56, 80)), int(rng.integers(56, 80)), int(rng.integers(16, 32)))
     spacing = np.array([rng.uniform(0.8, 1.4), rng.uniform(0.8, 1.4), rng.uniform(1.5, 3.0)])
-    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), axis=-1)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"), axis=-1
+    )
     extent = np.array(shape) * spacing
 
     label = np.zeros(shape, dtype=bool)

@@ -35,7 +35,7 @@ class EpochSampler(Sampler):
         rounds = -(-count // self.dataset_size)
         indices = torch.cat([torch.randperm(self.dataset_size, generator=generator) for _ in range(rounds)])[:count]
         seeds = torch.randint(0, 2**31 - 1, (count,), generator=generator)
-        return iter(zip(indices.tolist(), seeds.tolist()))
+        return iter(zip(indices.tolist(), seeds.tolist(), strict=True))
 
 
 class SeededItems(Dataset):

@@ -8,8 +8,8 @@ from pathlib import Path
 import nibabel as nib
 from monai.utils import ImageMetaKey
 
-from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id
 from scripts.config.flags import as_bool
+from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id
 from scripts.data.nifti_reader import header_problem
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ def find_images(folder: str) -> list[dict[str, str]]:
     return [{"image": str(path), "case": cid} for cid, path in cases.items()]
 
 
-def scans_to_predict(folder: str, output_dir: str, other_outputs: list[str] = (), overwrite=False) -> list[dict[str, str]]:
+def scans_to_predict(
+    folder: str, output_dir: str, other_outputs: list[str] = (), overwrite=False
+) -> list[dict[str, str]]:
     """:func:`find_images`, less the cases whose mask is already in ``output_dir`` (one line each) unless
     ``overwrite``; refused with one line, before anything is written, if an output folder is the scans' folder or any
     output file would be one of the scans. Bad input ends the process with that line (no traceback)."""
@@ -72,7 +74,9 @@ def scans_to_predict(folder: str, output_dir: str, other_outputs: list[str] = ()
             for item in images:
                 target = (Path(out) / f"{item['case']}.nii.gz").resolve()
                 if target in scans:
-                    raise DatasetError(f"{target}: a scan to predict, which its mask would replace; pass another --output_dir")
+                    raise DatasetError(
+                        f"{target}: a scan to predict, which its mask would replace; pass another --output_dir"
+                    )
     except DatasetError as error:
         raise SystemExit(f"input error: {error}") from None
     if as_bool(overwrite, "overwrite"):

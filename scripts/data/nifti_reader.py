@@ -58,8 +58,10 @@ def header_problem(img, available: int | None = None) -> str | None:
     need = voxels * (4 + dtype.itemsize)  # as stored while read, plus the float32 copy the bundle works on
     available = available_memory() if available is None else available
     if need > available:
-        return (f"shape {tuple(img.shape)} needs {need / 2**30:.1f} GiB to load, more than the {available / 2**30:.1f} GiB "
-                "available; crop or downsample the scan (or check its header's dimensions)")
+        return (
+            f"shape {tuple(img.shape)} needs {need / 2**30:.1f} GiB to load, more than the {available / 2**30:.1f} GiB "
+            "available; crop or downsample the scan (or check its header's dimensions)"
+        )
     return None
 
 

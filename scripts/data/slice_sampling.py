@@ -22,8 +22,16 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
     Outputs are plain tensors; other keys are shared by every sample.
     """
 
-    def __init__(self, keys: Sequence[Hashable], label_key: str, num_samples: int = 1, slab: int = 1,
-                 pos: float = 1.0, neg: float = 1.0, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: Sequence[Hashable],
+        label_key: str,
+        num_samples: int = 1,
+        slab: int = 1,
+        pos: float = 1.0,
+        neg: float = 1.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if pos < 0 or neg < 0 or pos + neg == 0:
             raise ValueError(f"pos ({pos}) and neg ({neg}) must be >= 0 and not both 0")
@@ -59,6 +67,6 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
         samples = [dict(d) for _ in centres]
         for key in self.key_iterator(d):
             tensor = d[key].as_tensor() if isinstance(d[key], MetaTensor) else torch.as_tensor(d[key])
-            for sample, centre in zip(samples, centres):
+            for sample, centre in zip(samples, centres, strict=True):
                 sample[key] = tensor[..., centre - half : centre + half + 1]
         return samples

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.data.cases import expected_image, find_cases, pair_cases
 from scripts.config.flags import as_bool
+from scripts.data.cases import expected_image, find_cases, pair_cases
 from scripts.data.nifti_reader import close_streams, header_problem, open_nifti
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,9 @@ def _load(path: Path, problems: list[Problem]):
             return None
         data = np.asanyarray(img.dataobj)
     except Exception as error:  # nibabel and gzip raise many types for truncated files or bad headers
-        problems.append(_error(path, f"unreadable NIfTI ({type(error).__name__}: {str(error)[:80]}); re-export or remove the file"))
+        problems.append(
+            _error(path, f"unreadable NIfTI ({type(error).__name__}: {str(error)[:80]}); re-export or remove the file")
+        )
         return None
     finally:
         if img is not None:
@@ -80,12 +82,22 @@ def _load(path: Path, problems: list[Problem]):
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        problems.append(_error(path, f"shape {data.shape} is not 3D; give one 3D volume per file (a trailing 4th axis of size 1 is fine)"))
+        problems.append(
+            _error(
+                path,
+                f"shape {data.shape} is not 3D; give one 3D volume per file (a trailing 4th axis of size 1 is fine)",
+            )
+        )
         return None
     spacing = np.linalg.norm(img.affine[:3, :3], axis=0)
     zooms = img.header.get_zooms()[:3]
     if np.any(spacing <= 0) or np.any(np.asarray(zooms) <= 0):
-        problems.append(_error(path, f"voxel spacing {tuple(float(z) for z in zooms)} is zero or negative; fix pixdim/affine in the header"))
+        problems.append(
+            _error(
+                path,
+                f"voxel spacing {tuple(float(z) for z in zooms)} is zero or negative; fix pixdim/affine in the header",
+            )
+        )
         return None
     return img, data
 
@@ -98,24 +110,47 @@ def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, thres
         values = image[1]
         if not np.isfinite(values).all():
             bad = int((~np.isfinite(values)).sum())
-            problems.append(_error(image_path, f"{bad} NaN or Inf voxel(s); replace them (e.g. with 0) before training"))
+            problems.append(
+                _error(image_path, f"{bad} NaN or Inf voxel(s); replace them (e.g. with 0) before training")
+            )
         elif values.min() == values.max():
-            problems.append(_error(image_path, f"constant image (every voxel {float(values.min())}); remove it or re-export"))
+            problems.append(
+                _error(image_path, f"constant image (every voxel {float(values.min())}); remove it or re-export")
+            )
     if label is not None:
         values = np.unique(label[1])
         if not accept_nonbinary and not np.isin(values, (0, 1)).all():
             shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if len(values) > 8 else "")
-            problems.append(_error(label_path, f"label values {{{shown}}} are not {{0, 1}}; pass --binarize_labels true (or --label_threshold T)"))
+            problems.append(
+                _error(
+                    label_path,
+                    f"label values {{{shown}}} are not {{0, 1}}; pass --binarize_labels true (or --label_threshold T)",
+                )
+            )
         elif values.max() <= 0:
-            problems.append(_warning(label_path, "empty label (no foreground); fine for a negative case, check it is meant"))
+            problems.append(
+                _warning(label_path, "empty label (no foreground); fine for a negative case, check it is meant")
+            )
         elif values.max() < threshold:
-            problems.append(_error(label_path, f"every label value is below the foreground threshold {threshold:g} (largest "
-                                               f"{values.max():g}), so the case would train as empty; lower --label_threshold"))
+            problems.append(
+                _error(
+                    label_path,
+                    f"every label value is below the foreground threshold {threshold:g} (largest "
+                    f"{values.max():g}), so the case would train as empty; lower --label_threshold",
+                )
+            )
     if image is not None and label is not None:
         if image[1].shape != label[1].shape:
-            problems.append(_error(label_path, f"shape {label[1].shape} differs from its image's {image[1].shape}; resample the label onto the image"))
+            problems.append(
+                _error(
+                    label_path,
+                    f"shape {label[1].shape} differs from its image's {image[1].shape}; resample the label onto the image",
+                )
+            )
         elif difference := affine_difference(image[0].affine, label[0].affine):
-            problems.append(_error(label_path, f"affine differs: {difference}; write the label with the image's affine"))
+            problems.append(
+                _error(label_path, f"affine differs: {difference}; write the label with the image's affine")
+            )
     return problems
 
 
@@ -127,14 +162,18 @@ def check_dataset(
     problems = []
     for folder, key in ((images_dir, "training_images"), (labels_dir, "training_labels")):
         if not folder.is_dir():
-            problems.append(_error(folder, f"folder not found; set --{key} or --dataset_dir to a folder in nnU-Net layout"))
+            problems.append(
+                _error(folder, f"folder not found; set --{key} or --dataset_dir to a folder in nnU-Net layout")
+            )
     if problems:
         return [], problems
     pairing = pair_cases(images_dir, labels_dir)
     for extra, kept in pairing.duplicates:
         problems.append(_error(extra, f"duplicate case id (also {kept.name}); keep one of the two files"))
     for label_path in pairing.labels_without_image:
-        problems.append(_error(label_path, f"label without image; add {expected_image(images_dir, label_path)} or remove the label"))
+        problems.append(
+            _error(label_path, f"label without image; add {expected_image(images_dir, label_path)} or remove the label")
+        )
     accept_nonbinary = as_bool(binarize_labels, "binarize_labels") or label_threshold not in (None, "")
     threshold = 0.5 if label_threshold in (None, "") else float(label_threshold)
     for case in pairing.cases:
@@ -143,7 +182,12 @@ def check_dataset(
         problems.append(_warning(image_path, "image without label; it is skipped (add its label to use it)"))
     cases = pairing.cases
     if len(cases) < min_cases:
-        problems.append(_error(labels_dir, f"{len(cases)} labelled case(s); training with a validation split needs at least {min_cases}"))
+        problems.append(
+            _error(
+                labels_dir,
+                f"{len(cases)} labelled case(s); training with a validation split needs at least {min_cases}",
+            )
+        )
     return cases, problems
 
 
@@ -163,7 +207,10 @@ def verified_cases(images_dir, labels_dir, binarize_labels=False, label_threshol
     cases, problems = check_dataset(images_dir, labels_dir, binarize_labels, label_threshold)
     errors = report(problems, len(cases))
     if errors:
-        raise SystemExit(f"dataset check failed with {errors} error(s), listed above; fix them or see `python -m scripts.data.verify_data --help`")
+        raise SystemExit(
+            f"dataset check failed with {errors} error(s), listed above; fix them or see "
+            "`python -m scripts.data.verify_data --help`"
+        )
     return cases
 
 

@@ -11,8 +11,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from scripts.networks import model_settings as settings_file
-from scripts.persistence.durable_disk_saver import save_durably
 from scripts.networks.placement import unwrap
+from scripts.persistence.durable_disk_saver import save_durably
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ class ExportBestModel:
             unwrap(self.network).load_state_dict(best["model_state"])
             logger.info(
                 "Restored best weights from epoch %d (val_loss=%.4f, %s) into %s",
-                best["epoch"], best["monitor_value"], self.best_checkpoint, self.model_path,
+                best["epoch"],
+                best["monitor_value"],
+                self.best_checkpoint,
+                self.model_path,
             )
         elif getattr(engine.state, "non_finite", None) is not None:
             logger.error("No best checkpoint and the weights are non-finite: %s is not written", self.model_path)

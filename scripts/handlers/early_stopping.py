@@ -57,7 +57,11 @@ class EarlyStoppingOnValidation:
         if stop:
             logger.info(
                 "Early stopping at epoch %d: %s has not improved by more than %g for %d validations (best at epoch %d)",
-                epoch, self.metric, self.stopper.threshold, self.stopper.patience, self.best_epoch,
+                epoch,
+                self.metric,
+                self.stopper.threshold,
+                self.stopper.patience,
+                self.best_epoch,
             )
             engine.terminate()
 

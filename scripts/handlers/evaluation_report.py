@@ -11,8 +11,8 @@ import numpy as np
 from ignite.engine import Engine, Events
 
 from scripts.handlers.case_progress import batch_case_ids
-from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 from scripts.handlers.surface_metrics import COLUMNS, case_metrics
+from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class EvaluationReport:
 
     def score(self, engine: Engine) -> None:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
-        for case, output in zip(batch_case_ids(engine.state.batch), outputs):
+        for case, output in zip(batch_case_ids(engine.state.batch), outputs, strict=True):
             label = output[self.label_key]
             row = {"case": case, **case_metrics(output[self.pred_key], label, label.affine)}
             self.rows.append(row)
@@ -75,7 +75,11 @@ class EvaluationReport:
             if stats["n"]:
                 logger.info(
                     "%s over %d case(s): mean %.4f, std %.4f, median %.4f",
-                    column, stats["n"], stats["mean"], stats["std"], stats["median"],
+                    column,
+                    stats["n"],
+                    stats["mean"],
+                    stats["std"],
+                    stats["median"],
                 )
             else:
                 logger.info("%s: no case has a finite value", column)

@@ -35,7 +35,9 @@ class StopOnNonFinite:
         logger.error(
             "Non-finite %s at epoch %d, iteration %d: training stopped; checkpoints written so far are intact. "
             "Lower max_lr or set --amp false and resume from the last checkpoint.",
-            key, engine.state.epoch, engine.state.iteration,
+            key,
+            engine.state.epoch,
+            engine.state.iteration,
         )
         engine.terminate()
 
@@ -44,4 +46,6 @@ def exit_if_stopped(engine: Engine) -> None:
     """End the process with status 1 (no traceback) if :class:`StopOnNonFinite` stopped ``engine``."""
     key = getattr(engine.state, "non_finite", None)
     if key is not None:
-        raise SystemExit(f"training stopped: non-finite {key} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+        raise SystemExit(
+            f"training stopped: non-finite {key} at epoch {engine.state.epoch}, iteration {engine.state.iteration}"
+        )

@@ -44,7 +44,7 @@ def restore_momentum(model: torch.nn.Module, momenta: list[float | None], averag
         for bn in bns:
             bn.running_mean.copy_(idist.all_reduce(bn.running_mean.clone()) / idist.get_world_size())
             bn.running_var.copy_(idist.all_reduce(bn.running_var.clone()) / idist.get_world_size())
-    for bn, momentum in zip(bns, momenta):
+    for bn, momentum in zip(bns, momenta, strict=True):
         bn.momentum = momentum
 
 

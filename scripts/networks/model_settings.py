@@ -56,8 +56,10 @@ def _recorded_settings(path: Path) -> dict | None:
         try:
             return json.loads(sidecar(path).read_text())
         except (OSError, ValueError) as error:
-            raise SystemExit(f"{sidecar(path)}: not readable JSON ({error}); restore it from the model's release "
-                             "or delete it to assume the default settings") from None
+            raise SystemExit(
+                f"{sidecar(path)}: not readable JSON ({error}); restore it from the model's release "
+                "or delete it to assume the default settings"
+            ) from None
     return None
 
 
@@ -70,8 +72,11 @@ def read(ckpt_path) -> dict:
     if settings is not None:
         return settings
     if path.is_file():
-        logger.warning("%s: no settings recorded with these weights (%s); assuming configs/train.json's defaults",
-                       path, sidecar(path).name)
+        logger.warning(
+            "%s: no settings recorded with these weights (%s); assuming configs/train.json's defaults",
+            path,
+            sidecar(path).name,
+        )
     return default_settings()
 
 

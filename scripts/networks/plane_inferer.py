@@ -27,8 +27,14 @@ class PlaneInferer(Inferer):
     (``Orientationd`` first) with their affines; ``inferer`` gets ``[1, C, spatial_size, spatial_size, depth]``.
     """
 
-    def __init__(self, inferer: Callable, spatial_size: int, planes: Sequence[str] = ("auto",),
-                 slice_axis: str = "auto", anisotropy_ratio: float = ANISOTROPY_RATIO) -> None:
+    def __init__(
+        self,
+        inferer: Callable,
+        spatial_size: int,
+        planes: Sequence[str] = ("auto",),
+        slice_axis: str = "auto",
+        anisotropy_ratio: float = ANISOTROPY_RATIO,
+    ) -> None:
         super().__init__()
         planes = [planes] if isinstance(planes, str) else list(planes)
         if not planes:
@@ -43,8 +49,9 @@ class PlaneInferer(Inferer):
         volumes = inputs if isinstance(inputs, MetaTensor) else MetaTensor(inputs)
         outputs = []
         for index in range(volumes.shape[0]):
-            volume = MetaTensor(volumes.as_tensor()[index], affine=volumes.affine if volumes.affine.ndim == 2
-                                else volumes.affine[index])
+            volume = MetaTensor(
+                volumes.as_tensor()[index], affine=volumes.affine if volumes.affine.ndim == 2 else volumes.affine[index]
+            )
             # a plane named twice (auto and its choice) runs once
             axes = list(dict.fromkeys(choose_axis(plane, volume.affine, self.ratio) for plane in self.planes))
             if len(axes) == 1:
@@ -58,6 +65,7 @@ class PlaneInferer(Inferer):
         permute, fit = SliceAxis(), FitInPlane(self.spatial_size)
         fitted = fit(permute(volume, axis))
         logits = self.inferer(fitted.as_tensor()[None], network, *args, **kwargs)[0]
-        restored = MetaTensor(torch.as_tensor(logits).float(), affine=fitted.affine,
-                              applied_operations=list(fitted.applied_operations))
+        restored = MetaTensor(
+            torch.as_tensor(logits).float(), affine=fitted.affine, applied_operations=list(fitted.applied_operations)
+        )
         return permute.inverse(fit.inverse(restored)).as_tensor()

@@ -11,16 +11,24 @@ from scripts.networks.flip_tta import with_flip_tta
 from scripts.networks.plane_inferer import PlaneInferer
 
 
-def volume_inferer(model_settings: dict, planes: Sequence[str] = ("auto",), slice_batch: int = 32,
-                   sw_batch_size: int = 2, sw_overlap: float = 0.25, sw_mode: str = "gaussian", tta=False) -> Inferer:
+def volume_inferer(
+    model_settings: dict,
+    planes: Sequence[str] = ("auto",),
+    slice_batch: int = 32,
+    sw_batch_size: int = 2,
+    sw_overlap: float = 0.25,
+    sw_mode: str = "gaussian",
+    tta=False,
+) -> Inferer:
     """Along each of ``planes``, whole slices fitted into the model's ``spatial_size`` go through a 2D or 2.5D network
     ``slice_batch`` at a time (2.5D: each with its ``context_slices`` neighbours as channels), or a 3D network's
     sliding window of ``patch_size`` runs over the fitted volume (``sw_*``); with ``tta``, flip test-time
     augmentation around it all. Validation during training, evaluation and inference all build their inferer here,
     so a model is run the same way wherever it is scored."""
     if model_settings["unet_dimensions"] == "3D":
-        slices = SlidingWindowInferer(roi_size=model_settings["patch_size"], sw_batch_size=sw_batch_size,
-                                      overlap=sw_overlap, mode=sw_mode)
+        slices = SlidingWindowInferer(
+            roi_size=model_settings["patch_size"], sw_batch_size=sw_batch_size, overlap=sw_overlap, mode=sw_mode
+        )
     else:
         slices = ContextSliceInferer(context_slices=model_settings["context_slices"], slice_batch=slice_batch)
     planes_inferer = PlaneInferer(slices, model_settings["spatial_size"], planes, model_settings["slice_axis"])

@@ -76,7 +76,9 @@ class DurableDiskSaver(DiskSaver):
     """
 
     def __init__(self, dirname: str | Path, save_on_rank: int = 0, **kwargs) -> None:
-        super().__init__(dirname, atomic=True, create_dir=True, require_empty=False, save_on_rank=save_on_rank, **kwargs)
+        super().__init__(
+            dirname, atomic=True, create_dir=True, require_empty=False, save_on_rank=save_on_rank, **kwargs
+        )
         self._retired: list[str] = []
         if idist.get_rank() == save_on_rank:  # leftovers of a process killed mid-write
             for stale in self.dirname.glob(".tmp-*.part"):

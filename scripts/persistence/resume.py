@@ -58,7 +58,9 @@ def _local_run_stamp(output_dir: str, tb_prefix: str, resume, resume_from: str) 
         runs = _run_folders(output_dir, tb_prefix)
         if runs:
             return runs[-1].name
-        logger.warning("--resume true, but %s holds no run with checkpoints: starting a new run", Path(output_dir) / tb_prefix)
+        logger.warning(
+            "--resume true, but %s holds no run with checkpoints: starting a new run", Path(output_dir) / tb_prefix
+        )
     return _new_run_stamp(output_dir, tb_prefix)
 
 
@@ -123,7 +125,9 @@ class Resume:
                 logger.error("%s; not used", error)
                 errors.append(str(error))
         if not readable:
-            raise ResumeError("no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"]))
+            raise ResumeError(
+                "no usable checkpoint to resume from: " + "; ".join(errors or [f"{self.ckpt_dir} is empty"])
+            )
         # the newest readable one (most iterations), last.pth before a periodic one before best.pth on a tie
         order = [path for path, _ in readable]
         return max(readable, key=lambda pc: (pc[1]["global_step"], -order.index(pc[0])))

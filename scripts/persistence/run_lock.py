@@ -28,8 +28,10 @@ def lock_run(run_dir: str) -> None:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise SystemExit(f"run folder {folder} is in use by process {holder}: wait for it to end (or stop it), or "
-                         "start a new run without --resume") from None
+        raise SystemExit(
+            f"run folder {folder} is in use by process {holder}: wait for it to end (or stop it), or "
+            "start a new run without --resume"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -65,8 +65,10 @@ class TrainingState:
         changed = sorted(k for k in saved_settings.keys() & settings.keys() if saved_settings[k] != settings[k])
         if changed:  # weights trained for other inputs would go on learning from these
             raise ValueError(
-                "the checkpoint was trained with " + ", ".join(f"{k}={saved_settings[k]!r}" for k in changed)
-                + ", this run has " + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+                "the checkpoint was trained with "
+                + ", ".join(f"{k}={saved_settings[k]!r}" for k in changed)
+                + ", this run has "
+                + ", ".join(f"{k}={settings[k]!r}" for k in changed)
                 + ": resume with the same settings, or start a new run without --resume"
             )
         planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")

@@ -24,9 +24,9 @@ import os
 import sys
 from typing import Any
 
-from scripts.tools.launch import run_training
 from scripts.config.cli_overrides import split_overrides
 from scripts.config.config_check import problems_in
+from scripts.tools.launch import run_training
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the slice-wise U-Net with the original SMALabeller app's flags. Flags left out keep the "
         "bundle's defaults (configs/train.json); any other --key value is passed on as a bundle override.",
     )
-    parser.add_argument("--unet_dimensions", help="2D (default); other modes the bundle implements use their layered config file")
+    parser.add_argument(
+        "--unet_dimensions", help="2D (default); other modes the bundle implements use their layered config file"
+    )
     parser.add_argument("--num_workers", type=int, help="data-loading worker processes")
     parser.add_argument("--batch_size", type=int, help="volumes per batch")
     parser.add_argument("--epochs", type=int, help="training epochs")
@@ -96,12 +98,16 @@ class SMALabellerApp:
             settings["dataset_dir"] = os.path.commonpath([os.path.abspath(images), os.path.abspath(labels)])
         if ray_tune:
             if settings.setdefault("val_interval", 1) != 1:
-                raise ValueError(f"ray_tune=True reports validation metrics every epoch: val_interval must be 1, not {settings['val_interval']}")
+                raise ValueError(
+                    f"ray_tune=True reports validation metrics every epoch: val_interval must be 1, not {settings['val_interval']}"
+                )
             # every trial gets its own runs/ and models/model.pt, in its Tune trial folder
             settings.setdefault("bundle_root", _trial_dir())
         return settings
 
-    def do2dTraining(self, config: dict[str, Any] | None = None, ray_tune: bool = False) -> dict[str, Any]:  # noqa: N802 (original name)
+    def do2dTraining(  # noqa: N802 (original name)
+        self, config: dict[str, Any] | None = None, ray_tune: bool = False
+    ) -> dict[str, Any]:
         """Train with ``args`` and the hyper-parameters in ``config`` (``lr``, ``max_lr``, ``loss_function``,
         ``augmentations``, ``dropout_rate``; missing ones keep the bundle's defaults). With ``ray_tune`` each epoch's
         ``training_loss``, ``validation_loss``, ``mean_dice`` and ``epoch`` go to ``ray.tune.report`` with the
@@ -115,12 +121,22 @@ class SMALabellerApp:
             handlers.append(TuneReport.for_workflow)
         workflow = run_training(self.overrides(config, ray_tune), handlers)
         parsed = workflow.parser.get_parsed_content
-        return {**final_metrics(workflow), "run_dir": parsed("run_dir"), "ckpt_dir": parsed("ckpt_dir"), "model_path": parsed("model_path")}
+        return {
+            **final_metrics(workflow),
+            "run_dir": parsed("run_dir"),
+            "ckpt_dir": parsed("ckpt_dir"),
+            "model_path": parsed("model_path"),
+        }
 
     def main(self) -> int:
         result = self.do2dTraining()
-        logger.info("Finished: epoch %d, validation loss %.4f, mean Dice %.4f; weights in %s", result["epoch"],
-                    result["validation_loss"], result["mean_dice"], result["model_path"])
+        logger.info(
+            "Finished: epoch %d, validation loss %.4f, mean Dice %.4f; weights in %s",
+            result["epoch"],
+            result["validation_loss"],
+            result["mean_dice"],
+            result["model_path"],
+        )
         return 0
 
 

@@ -7,7 +7,8 @@ Fold ``i`` runs ``configs/train.json`` with ``--num_folds k --fold i`` (seeded `
 best weights. Every other ``--key value`` is a bundle override given to both (e.g. ``--epochs 50 --seed 1``).
 Results, in ``cv_dir``: ``fold_<i>/`` (the training run, ``model.pt``, ``eval/metrics.csv``), ``cv_metrics.csv``
 (one row per case with its fold) and ``cv_metrics.md`` (the same as a Markdown table with the mean and std per
-column) over every fold evaluated in ``cv_dir`` so far. The metrics are evaluate.json's (``scripts.handlers.evaluation_report``), read back, not recomputed.
+column) over every fold evaluated in ``cv_dir`` so far. The metrics are evaluate.json's
+(``scripts.handlers.evaluation_report``), read back, not recomputed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR, config_files, run_bundle
+
 
 def read_rows(metrics_csv: Path, fold: int) -> list[dict]:
     with open(metrics_csv, newline="") as f:
@@ -53,7 +55,9 @@ def write_tables(rows: list[dict], cv_dir: Path, seconds: dict[int, float]) -> s
     write_text_durably(csv_text(rows, ["fold", "case", *columns]), cv_dir / "cv_metrics.csv")
     lines = ["| fold | case | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 2)]
     for row in rows:
-        lines.append(f"| {row['fold']} | {row['case']} | " + " | ".join(f"{_number(row[c]):.4f}" for c in columns) + " |")
+        lines.append(
+            f"| {row['fold']} | {row['case']} | " + " | ".join(f"{_number(row[c]):.4f}" for c in columns) + " |"
+        )
     summary = {}
     for column in columns:
         values = np.array([_number(row[column]) for row in rows])
@@ -63,14 +67,26 @@ def write_tables(rows: list[dict], cv_dir: Path, seconds: dict[int, float]) -> s
     lines.append("| std | | " + " | ".join(f"{summary[c][1]:.4f}" for c in columns) + " |")
     total = sum(seconds.values())
     lines.append("")
-    lines.append(f"{len(rows)} case(s) in {len(seconds)} fold(s); train + evaluate wall time {total:.0f} s "
-                 "(" + ", ".join(f"fold {k}: {v:.0f} s" for k, v in sorted(seconds.items())) + ")")
+    lines.append(
+        f"{len(rows)} case(s) in {len(seconds)} fold(s); train + evaluate wall time {total:.0f} s "
+        "(" + ", ".join(f"fold {k}: {v:.0f} s" for k, v in sorted(seconds.items())) + ")"
+    )
     markdown = "\n".join(lines) + "\n"
     write_text_durably(markdown, cv_dir / "cv_metrics.md")
-    write_text_durably(json.dumps(
-        {"cases": len(rows), "folds": sorted(seconds), "seconds": seconds,
-         "mean": {c: s[0] for c, s in summary.items()}, "std": {c: s[1] for c, s in summary.items()}}, indent=2) + "\n",
-        cv_dir / "cv_summary.json")
+    write_text_durably(
+        json.dumps(
+            {
+                "cases": len(rows),
+                "folds": sorted(seconds),
+                "seconds": seconds,
+                "mean": {c: s[0] for c, s in summary.items()},
+                "std": {c: s[1] for c, s in summary.items()},
+            },
+            indent=2,
+        )
+        + "\n",
+        cv_dir / "cv_summary.json",
+    )
     return markdown
 
 
@@ -80,7 +96,9 @@ def main(argv=None) -> None:
     parser.add_argument("--num_folds", type=int, default=5)
     parser.add_argument("--folds", default="", help="comma-separated subset of folds to run, e.g. 0,2 (default all)")
     parser.add_argument("--cv_dir", default=str(BUNDLE_ROOT / "runs" / "cv"), help="where folds and tables go")
-    parser.add_argument("--report_only", action="store_true", help="train nothing: write the tables of the folds in cv_dir")
+    parser.add_argument(
+        "--report_only", action="store_true", help="train nothing: write the tables of the folds in cv_dir"
+    )
     args, overrides = parser.parse_known_args(argv)
     if args.num_folds < 2:
         raise SystemExit(f"num_folds={args.num_folds}: cross-validation needs at least 2 folds, e.g. --num_folds 5")
@@ -95,16 +113,33 @@ def main(argv=None) -> None:
         fold_dir.mkdir(exist_ok=True)
         model = fold_dir / "model.pt"
         common = [
-            "--dataset_dir", str(Path(args.dataset_dir).resolve()), "--num_folds", str(args.num_folds),
-            "--fold", str(fold), "--output_dir", str(fold_dir), "--model_path", str(model), *overrides,
+            "--dataset_dir",
+            str(Path(args.dataset_dir).resolve()),
+            "--num_folds",
+            str(args.num_folds),
+            "--fold",
+            str(fold),
+            "--output_dir",
+            str(fold_dir),
+            "--model_path",
+            str(model),
+            *overrides,
         ]
-        train_files = config_files(dict(zip(overrides[::2], overrides[1::2])).get("--unet_dimensions"))
+        train_files = config_files(dict(zip(overrides[::2], overrides[1::2], strict=True)).get("--unet_dimensions"))
         print(f"fold {fold}/{args.num_folds - 1}: training (log {fold_dir / 'train.log'})", flush=True)
         took = run_bundle(train_files, common, fold_dir / "train.log")
         print(f"fold {fold}: evaluating its validation volumes (log {fold_dir / 'evaluate.log'})", flush=True)
         took += run_bundle(
             [*train_files, str(CONFIG_DIR / "evaluate.json")],
-            [*common, "--ckpt_path", str(model), "--eval_split", "validation", "--eval_output_dir", str(fold_dir / "eval")],
+            [
+                *common,
+                "--ckpt_path",
+                str(model),
+                "--eval_split",
+                "validation",
+                "--eval_output_dir",
+                str(fold_dir / "eval"),
+            ],
             fold_dir / "evaluate.log",
         )
         (fold_dir / "seconds.txt").write_text(f"{took:.1f}\n")

@@ -37,7 +37,9 @@ def config_files(unet_dimensions: str | None = None) -> list[str]:
     if layered and Path(layered).name != TRAIN_CONFIG.name:
         path = BUNDLE_ROOT / layered
         if not path.is_file():
-            raise SystemExit(f"configuration error: unet_dimensions={unet_dimensions!r}: {layered} is not in this bundle")
+            raise SystemExit(
+                f"configuration error: unet_dimensions={unet_dimensions!r}: {layered} is not in this bundle"
+            )
         files.append(str(path))
     return files
 
@@ -50,9 +52,24 @@ def config_argument(files: list[str]) -> str:
 def bundle_command(files: list[str], overrides: dict[str, Any] | list[str] = ()) -> list[str]:
     """``python -m monai.bundle run`` of ``files`` (absolute, or relative to the bundle root) with the bundle's
     metadata and logging files and ``overrides`` (config keys -> values, or ready ``--key value`` arguments)."""
-    args = overrides if isinstance(overrides, (list, tuple)) else [a for k, v in overrides.items() for a in (f"--{k}", str(v))]
-    return [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_argument([str(f) for f in files]),
-            "--meta_file", str(METADATA), "--logging_file", str(LOGGING), *args]
+    args = (
+        overrides
+        if isinstance(overrides, (list, tuple))
+        else [a for k, v in overrides.items() for a in (f"--{k}", str(v))]
+    )
+    return [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        config_argument([str(f) for f in files]),
+        "--meta_file",
+        str(METADATA),
+        "--logging_file",
+        str(LOGGING),
+        *args,
+    ]
 
 
 def run_bundle(files: list[str], overrides: dict[str, Any] | list[str], log: Path) -> float:
@@ -64,13 +81,19 @@ def run_bundle(files: list[str], overrides: dict[str, Any] | list[str], log: Pat
     with open(log, "w") as out:
         result = subprocess.run(cmd, cwd=BUNDLE_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:6])} ... failed with status {result.returncode}; see {log}\n"
-                         f"{Path(log).read_text()[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd[:6])} ... failed with status {result.returncode}; see {log}\n"
+            f"{Path(log).read_text()[-2000:]}"
+        )
     return time.monotonic() - started
 
 
-def build_workflow(overrides: dict[str, Any], logging_file: str | bool | None = None, files: list[str] | None = None,
-                   workflow_type: str = "train"):
+def build_workflow(
+    overrides: dict[str, Any],
+    logging_file: str | bool | None = None,
+    files: list[str] | None = None,
+    workflow_type: str = "train",
+):
     """A ``ConfigWorkflow`` of ``files`` (default: configs/train.json and the layered file of ``unet_dimensions``, see
     :func:`config_files`) with ``overrides`` (config keys -> values), not yet initialized.
 
@@ -82,9 +105,11 @@ def build_workflow(overrides: dict[str, Any], logging_file: str | bool | None = 
 
     settings = {"bundle_root": str(BUNDLE_ROOT), **overrides}
     return ConfigWorkflow(
-        config_file=files or config_files(settings.get("unet_dimensions")), meta_file=str(METADATA),
+        config_file=files or config_files(settings.get("unet_dimensions")),
+        meta_file=str(METADATA),
         logging_file=str(LOGGING) if logging_file is None else logging_file,
-        workflow_type=workflow_type, **settings,
+        workflow_type=workflow_type,
+        **settings,
     )
 
 

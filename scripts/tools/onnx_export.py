@@ -5,8 +5,9 @@
 Needs the optional requirements (``pip install -r requirements-onnx.txt``). Input ``image`` is
 ``[batch, channels, spatial_size, spatial_size]`` (z-scored slices; 3D: ``[batch, 1, *patch_size]``), output ``pred`` the
 logits of the same shape; mode, sizes and channels are those recorded with the weights (``scripts.networks.model_settings``),
-which the ONNX file's metadata keeps as ``model_settings``. torch 2.9+ defaults to the ``torch.export``-based exporter, which needs ``onnxscript``;
-this uses the TorchScript-based exporter (``dynamo=False``), which works offline with torch alone.
+which the ONNX file's metadata keeps as ``model_settings``. torch 2.9+ defaults to the ``torch.export``-based
+exporter, which needs ``onnxscript``; this uses the TorchScript-based exporter (``dynamo=False``), which works offline
+with torch alone.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from scripts.persistence.durable_disk_saver import replace_durably
 from scripts.networks.weights import load_weights
+from scripts.persistence.durable_disk_saver import replace_durably
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,14 @@ def export_onnx(
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
         torch.onnx.export(
-            network, (example,), filepath, input_names=["image"], output_names=["pred"],
-            dynamic_axes={"image": {0: "batch"}, "pred": {0: "batch"}}, opset_version=opset, **_legacy_exporter(),
+            network,
+            (example,),
+            filepath,
+            input_names=["image"],
+            output_names=["pred"],
+            dynamic_axes={"image": {0: "batch"}, "pred": {0: "batch"}},
+            opset_version=opset,
+            **_legacy_exporter(),
         )
     model = onnx.load(filepath)
     onnx.checker.check_model(model)
@@ -106,7 +113,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.tools.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
     parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
-    parser.add_argument("--config_file", default="configs/inference.json", help="config with network_def and model_settings")
+    parser.add_argument(
+        "--config_file", default="configs/inference.json", help="config with network_def and model_settings"
+    )
     parser.add_argument("--meta_file", default="configs/metadata.json", help="its version is stored in the ONNX model")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted |onnxruntime - PyTorch|")
@@ -125,14 +134,18 @@ def main(argv=None) -> int:
         export_onnx(network, str(candidate), input_shape, args.opset, meta)
         diff = max_abs_diff(network, str(candidate), input_shape)
         if diff > args.atol:
-            raise ExportError(f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}; "
-                              "nothing written")
+            raise ExportError(
+                f"{args.filepath}: onnxruntime differs from PyTorch by {diff:.3g} > atol {args.atol:g}; "
+                "nothing written"
+            )
 
     # written and checked under a temporary name: a model that fails the check never lands under --filepath
     replace_durably(export_and_check, Path(args.filepath), suffix=".onnx")
     logger.info(
         "Exported %s (input [batch, %s], batch dynamic); max |onnxruntime - PyTorch| = %.3g",
-        args.filepath, ", ".join(map(str, input_shape)), diff,
+        args.filepath,
+        ", ".join(map(str, input_shape)),
+        diff,
     )
     return 0
 

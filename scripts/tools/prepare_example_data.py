@@ -156,8 +156,14 @@ def make_case(template, index: int, seed: int, orientation: str, noisy: bool) ->
         image = np.hypot(image + rng.normal(0.0, sd, shape), rng.normal(0.0, sd, shape))
     image = (image * scale).astype(np.float32)
     return {
-        "image": image, "label": label, "affine": affine, "orientation": orientation,
-        "spacing": [round(float(s), 3) for s in spacing], "shape": list(shape), "scale": scale, "noisy": noisy,
+        "image": image,
+        "label": label,
+        "affine": affine,
+        "orientation": orientation,
+        "spacing": [round(float(s), 3) for s in spacing],
+        "shape": list(shape),
+        "scale": scale,
+        "noisy": noisy,
     }
 
 
@@ -180,7 +186,11 @@ def build(output_dir: str, num_cases: int = 8, num_test: int = 3, seed: int = 0)
         (root / f"labels{split}").mkdir(parents=True, exist_ok=True)
         nib.save(nib.Nifti1Image(case["image"], case["affine"]), root / f"images{split}" / f"{name}_0000.nii.gz")
         nib.save(nib.Nifti1Image(case["label"], case["affine"]), root / f"labels{split}" / f"{name}.nii.gz")
-        info = {"case": name, "split": split, **{k: case[k] for k in ("orientation", "spacing", "shape", "scale", "noisy")}}
+        info = {
+            "case": name,
+            "split": split,
+            **{k: case[k] for k in ("orientation", "spacing", "shape", "scale", "noisy")},
+        }
         described.append(info)
         logger.info("%s", info)
     (root / "cases.json").write_text(json.dumps(described, indent=1) + "\n")

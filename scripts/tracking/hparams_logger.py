@@ -10,13 +10,20 @@ class HParamsLogger:
     metrics and the early stopper's best epoch."""
 
     def __init__(self, summary_writer, hparams: dict, evaluator: Engine, early_stopping=None) -> None:
-        self.writer, self.hparams, self.evaluator, self.early_stopping = summary_writer, hparams, evaluator, early_stopping
+        self.writer, self.hparams, self.evaluator, self.early_stopping = (
+            summary_writer,
+            hparams,
+            evaluator,
+            early_stopping,
+        )
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        metrics = {f"hparam/{k}": float(v) for k, v in self.evaluator.state.metrics.items() if isinstance(v, (int, float))}
+        metrics = {
+            f"hparam/{k}": float(v) for k, v in self.evaluator.state.metrics.items() if isinstance(v, (int, float))
+        }
         if self.early_stopping is not None and self.early_stopping.stopper.best_score is not None:
             metrics["hparam/best_val_loss"] = -float(self.early_stopping.stopper.best_score)
             metrics["hparam/best_epoch"] = float(self.early_stopping.best_epoch)

@@ -13,7 +13,9 @@ class TrainingScalarsLogger:
     ``every`` iterations: MONAI's handler logs engine outputs and metrics, not optimizer or gradient state,
     and a OneCycle schedule or an exploding gradient is only visible per iteration."""
 
-    def __init__(self, summary_writer, optimizer: torch.optim.Optimizer, network: torch.nn.Module, every: int = 1) -> None:
+    def __init__(
+        self, summary_writer, optimizer: torch.optim.Optimizer, network: torch.nn.Module, every: int = 1
+    ) -> None:
         self.writer, self.optimizer, self.network, self.every = summary_writer, optimizer, network, int(every)
         self._started = 0.0
 
@@ -28,7 +30,9 @@ class TrainingScalarsLogger:
         step = engine.state.iteration
         grads = [p.grad.detach() for p in self.network.parameters() if p.grad is not None]
         if grads:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())  # one fused kernel for all tensors
+            norm = torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(grads)).float()
+            )  # one fused kernel for all tensors
             self.writer.add_scalar("grad_norm", float(norm), step)
         self.writer.add_scalar("lr", self.optimizer.param_groups[0]["lr"], step)
         self.writer.add_scalar("iteration_seconds", time.perf_counter() - self._started, step)

@@ -51,8 +51,10 @@ class FitInPlane(InvertibleTransform):
         resized = _interpolate(img.as_tensor(), (new_h, new_w), mode or self.mode)
         # padded with the volume's lowest value, its background: after z-scoring, 0 is the mean of the head
         out = torch.full(
-            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]), float(img.amin()) if img.numel() else 0.0,
-            dtype=resized.dtype, device=resized.device,
+            (img.shape[0], self.spatial_size, self.spatial_size, img.shape[3]),
+            float(img.amin()) if img.numel() else 0.0,
+            dtype=resized.dtype,
+            device=resized.device,
         )
         out[:, pad_h : pad_h + new_h, pad_w : pad_w + new_w] = resized
 
@@ -88,7 +90,11 @@ class FitInPlaned(MapTransform, InvertibleTransform):
     """Dictionary version of :class:`FitInPlane`; ``mode`` per key (``bilinear`` images, ``nearest-exact`` labels)."""
 
     def __init__(
-        self, keys: KeysCollection, spatial_size: int, mode: Sequence[str] | str = "bilinear", allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        spatial_size: int,
+        mode: Sequence[str] | str = "bilinear",
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.fitter = FitInPlane(spatial_size)

@@ -89,8 +89,11 @@ def normalise(img: torch.Tensor, method: str) -> torch.Tensor:
     else:
         raise ValueError(f"intensity_normalisation={method!r}: use one of {', '.join(METHODS)}")
     if isinstance(img, MetaTensor):
-        return MetaTensor(out.as_tensor() if isinstance(out, MetaTensor) else out, meta=img.meta,
-                          applied_operations=list(img.applied_operations))
+        return MetaTensor(
+            out.as_tensor() if isinstance(out, MetaTensor) else out,
+            meta=img.meta,
+            applied_operations=list(img.applied_operations),
+        )
     return out
 
 

@@ -16,7 +16,9 @@ class LargestComponentd(MapTransform):
     def __init__(self, keys: KeysCollection, enabled=True) -> None:
         super().__init__(keys)
         self.enabled = as_bool(enabled, "postprocessing_lcc")
-        self.steps = Compose([KeepLargestConnectedComponentd(keys, applied_labels=[1]), FillHolesd(keys, applied_labels=[1])])
+        self.steps = Compose(
+            [KeepLargestConnectedComponentd(keys, applied_labels=[1]), FillHolesd(keys, applied_labels=[1])]
+        )
 
     def __call__(self, data):
         return self.steps(data) if self.enabled else data

@@ -29,8 +29,9 @@ class SliceAugmentation:
     magnifies, so the field of view cuts the head elsewhere), a shift of up to ``translate_range`` of the slice's
     size per axis (``translate_prob``), a smooth random deformation (``elastic_prob``: displacements drawn on an
     ``elastic_points`` x ``elastic_points`` grid with a standard deviation of up to ``elastic_magnitude`` of the slice's
-    size, interpolated bicubically: head and brain shapes the few training subjects do not have), then on the image alone ``x * (1 + u)`` with ``|u| <= scale_range``,
-    ``x + v`` with ``|v| <= shift_range``, and Gaussian noise of a standard deviation drawn from ``[0, noise_std]``.
+    size, interpolated bicubically: head and brain shapes the few training subjects do not have), then on the image
+    alone ``x * (1 + u)`` with ``|u| <= scale_range``, ``x + v`` with ``|v| <= shift_range``, and Gaussian noise of a
+    standard deviation drawn from ``[0, noise_std]``.
     Labels are resampled with nearest neighbours and padded with 0; images are padded with each slice's lowest value
     (its background: 0 is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
     reseeds every epoch, so a resumed run augments as the uninterrupted one.
@@ -74,21 +75,28 @@ class SliceAugmentation:
         """``[n, 2, 3]`` matrices for ``F.affine_grid``: output pixel -> input pixel in normalised coordinates."""
         flip_x = torch.where(self._chosen(n, self.flip_prob), -1.0, 1.0).double()
         flip_y = torch.where(self._chosen(n, self.flip_prob), -1.0, 1.0).double()
-        angle = torch.where(self._chosen(n, self.rotate_prob), self._uniform(n, -self.rotate_range, self.rotate_range), 0.0)
+        angle = torch.where(
+            self._chosen(n, self.rotate_prob), self._uniform(n, -self.rotate_range, self.rotate_range), 0.0
+        )
         zoomed = self._chosen(n, self.zoom_prob)
         zoom_x = torch.where(zoomed, self._uniform(n, *self.zoom_range), 1.0)
         zoom_y = torch.where(zoomed, self._uniform(n, *self.zoom_range), 1.0)
         cos, sin = torch.cos(angle), torch.sin(angle)
         # in pixel units (x along W, y along H) so rotations stay rotations on non-square slices
-        matrix = torch.stack([
-            torch.stack([flip_x * cos / zoom_x, -flip_x * sin / zoom_y], -1),
-            torch.stack([flip_y * sin / zoom_x, flip_y * cos / zoom_y], -1),
-        ], -2)
+        matrix = torch.stack(
+            [
+                torch.stack([flip_x * cos / zoom_x, -flip_x * sin / zoom_y], -1),
+                torch.stack([flip_y * sin / zoom_x, flip_y * cos / zoom_y], -1),
+            ],
+            -2,
+        )
         half = torch.tensor([width / 2, height / 2], dtype=torch.float64)
         matrix = matrix * (half[None, None, :] / half[None, :, None])  # pixels -> normalised coordinates
         moved = self._chosen(n, self.translate_prob)[:, None]
         # normalised coordinates span 2 over the slice, so a shift of t of its size is 2t
-        shift = torch.where(moved, 2 * self._uniform(2 * n, -self.translate_range, self.translate_range).view(n, 2), 0.0)
+        shift = torch.where(
+            moved, 2 * self._uniform(2 * n, -self.translate_range, self.translate_range).view(n, 2), 0.0
+        )
         return torch.cat([matrix, shift[:, :, None]], -1)
 
     def displacement(self, n: int, height: int, width: int) -> torch.Tensor | None:
@@ -106,8 +114,12 @@ class SliceAugmentation:
     def intensity(self, image: torch.Tensor) -> torch.Tensor:
         n = image.shape[0]
         shape = (n,) + (1,) * (image.ndim - 1)
-        scale = torch.where(self._chosen(n, self.scale_prob), 1 + self._uniform(n, -self.scale_range, self.scale_range), 1.0)
-        shift = torch.where(self._chosen(n, self.shift_prob), self._uniform(n, -self.shift_range, self.shift_range), 0.0)
+        scale = torch.where(
+            self._chosen(n, self.scale_prob), 1 + self._uniform(n, -self.scale_range, self.scale_range), 1.0
+        )
+        shift = torch.where(
+            self._chosen(n, self.shift_prob), self._uniform(n, -self.shift_range, self.shift_range), 0.0
+        )
         std = torch.where(self._chosen(n, self.noise_prob), self._uniform(n, 0.0, self.noise_std), 0.0)
         image = image * scale.to(image).view(shape) + shift.to(image).view(shape)
         noisy = torch.nonzero(std > 0).flatten().to(image.device)
@@ -131,9 +143,13 @@ class SliceAugmentation:
             grid = grid + offsets.to(grid)
         label_dtype = label.dtype
         background = image.float().amin(dim=(1, 2, 3), keepdim=True)
-        image = F.grid_sample(image.float() - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        image = F.grid_sample(
+            image.float() - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         image = image + background
-        label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(label_dtype)
+        label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(
+            label_dtype
+        )
         image = self.intensity(image)
         if volumetric:
             image, label = (t.unflatten(1, (-1, depth)).permute(0, 1, 3, 4, 2) for t in (image, label))

@@ -74,8 +74,12 @@ class SliceAxisd(MapTransform, InvertibleTransform):
     ``Orientationd(axcodes="RAS")``."""
 
     def __init__(
-        self, keys: KeysCollection, slice_axis: str = "auto", anisotropy_ratio: float = ANISOTROPY_RATIO,
-        plane_key: str | None = None, allow_missing_keys: bool = False,
+        self,
+        keys: KeysCollection,
+        slice_axis: str = "auto",
+        anisotropy_ratio: float = ANISOTROPY_RATIO,
+        plane_key: str | None = None,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         choose_axis(slice_axis, torch.eye(4), anisotropy_ratio)  # refuse an unknown name at construction
