@@ -151,3 +151,21 @@ def test_init_from_starts_a_new_run_from_trained_weights_with_a_fresh_schedule(t
     # weights recorded with other settings are refused, before any training
     with pytest.raises(SystemExit, match=r"--spatial_size 48 contradicts the model, trained with spatial_size=32"):
         make_workflow(tmp_path / "third", data, **{**SETTINGS, "spatial_size": 48, "init_from": str(model)})
+
+
+def test_resume_with_another_loss_or_data_folder_is_refused_unless_asked(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    train_until(tmp_path, data, stop_after=1)
+    args = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(data)]
+    result = run_bundle([*args, *cli_args({**SETTINGS, "loss_function": "dice"}), "--resume", "true"])
+    log = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in log, log[-2000:]
+    assert "loss_function='combination'" in log and "loss_function='dice'" in log and "--resume_with_changes" in log
+
+    moved = ["--config_file", TRAIN_CONFIG, "--bundle_root", str(tmp_path), "--dataset_dir", str(tmp_path / "other")]
+    write_dataset(tmp_path / "other")
+    result = run_bundle([*moved, *cli_args(SETTINGS), "--resume", "true"])
+    assert result.returncode == 1 and "training_images=" in result.stdout + result.stderr
+    result = run_bundle([*moved, *cli_args(SETTINGS), "--resume", "true", "--resume_with_changes", "true"])
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert "Resumed from" in result.stdout

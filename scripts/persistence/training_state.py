@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from ignite.engine import Engine
 
+from scripts.config.flags import as_bool
 from scripts.networks.model_settings import normalised
 from scripts.networks.placement import unwrap
+
+# what the network learns from besides model_settings: a resumed run must see the same, unless resume_with_changes
+TRAINING_INPUTS = ("training_images", "training_labels", "loss_function")
+
+
+def _changed_inputs(saved: dict, current: dict) -> list[str]:
+    changed = []
+    for key in TRAINING_INPUTS:
+        if key not in saved or key not in current:
+            continue
+        old, new = saved[key], current[key]
+        if key.startswith("training_"):
+            old, new = os.path.realpath(str(old)), os.path.realpath(str(new))
+        if old != new:
+            changed.append(key)
+    return changed
 
 
 class TrainingState:
@@ -70,6 +88,16 @@ class TrainingState:
                 + ", this run has "
                 + ", ".join(f"{k}={settings[k]!r}" for k in changed)
                 + ": resume with the same settings, or start a new run without --resume"
+            )
+        config = self.config or {}
+        changed = _changed_inputs(state.get("config") or {}, config)
+        if changed and not as_bool(config.get("resume_with_changes", False), "resume_with_changes"):
+            raise ValueError(
+                "the checkpoint was trained with "
+                + ", ".join(f"{k}={state['config'][k]!r}" for k in changed)
+                + ", this run has "
+                + ", ".join(f"{k}={config[k]!r}" for k in changed)
+                + ": resume with the same, or pass --resume_with_changes true to go on with these"
             )
         planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")
         if planned is not None and saved is not None and planned != saved:
