@@ -80,7 +80,8 @@ class DurableDiskSaver(DiskSaver):
             dirname, atomic=True, create_dir=True, require_empty=False, save_on_rank=save_on_rank, **kwargs
         )
         self._retired: list[str] = []
-        if idist.get_rank() == save_on_rank:  # leftovers of a process killed mid-write
+        # leftovers of a process killed mid-write: the run lock, taken before, keeps every live process out of the folder
+        if idist.get_rank() == save_on_rank:
             for stale in self.dirname.glob(".tmp-*.part"):
                 stale.unlink(missing_ok=True)
 
