@@ -1,6 +1,6 @@
 """Ray Tune search (scripts/tools/tune.py): two real trials of one epoch on tiny data, then the best overrides re-run
-through ``monai.bundle run --args_file``. The search itself needs Ray (requirements-tune.txt, not installed by
-requirements-dev.txt: about 515 MB); without it that test is skipped, the checks of the command line still run."""
+through ``monai.bundle run --args_file``. The search itself needs Ray (requirements-tune.txt, which requirements-dev.txt
+includes so CI runs it); where Ray is missing that test is skipped, the checks of the command line still run."""
 
 from __future__ import annotations
 
