@@ -29,6 +29,15 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
     return changed
 
 
+def _difference(keys: list[str], saved: dict, current: dict) -> str:
+    return (
+        "the checkpoint was trained with "
+        + ", ".join(f"{k}={saved[k]!r}" for k in keys)
+        + ", this run has "
+        + ", ".join(f"{k}={current[k]!r}" for k in keys)
+    )
+
+
 class TrainingState:
     """The resumable state of a run, saved through Ignite's ``Checkpoint`` as one flat dict so that
     ``torch.load(path, weights_only=True)`` reads it back (no pickled classes).
@@ -83,20 +92,14 @@ class TrainingState:
         changed = sorted(k for k in saved_settings.keys() & settings.keys() if saved_settings[k] != settings[k])
         if changed:  # weights trained for other inputs would go on learning from these
             raise ValueError(
-                "the checkpoint was trained with "
-                + ", ".join(f"{k}={saved_settings[k]!r}" for k in changed)
-                + ", this run has "
-                + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+                _difference(changed, saved_settings, settings)
                 + ": resume with the same settings, or start a new run without --resume"
             )
         config = self.config or {}
         changed = _changed_inputs(state.get("config") or {}, config)
         if changed and not as_bool(config.get("resume_with_changes", False), "resume_with_changes"):
             raise ValueError(
-                "the checkpoint was trained with "
-                + ", ".join(f"{k}={state['config'][k]!r}" for k in changed)
-                + ", this run has "
-                + ", ".join(f"{k}={config[k]!r}" for k in changed)
+                _difference(changed, state["config"], config)
                 + ": resume with the same, or pass --resume_with_changes true to go on with these"
             )
         planned, saved = getattr(self.lr_scheduler, "total_steps", None), state["scheduler_state"].get("total_steps")
