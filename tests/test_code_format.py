@@ -1,4 +1,5 @@
-"""The model zoo's code format (its setup.cfg and pyproject.toml settings, kept in this bundle's own files)."""
+"""The model zoo's code format (its setup.cfg and pyproject.toml settings, kept in this bundle's own files, and its
+pre-commit's pretty-format-json)."""
 
 import subprocess
 import sys
@@ -11,6 +12,17 @@ CHECKS = {
     "isort": [sys.executable, "-m", "isort", "--check-only", "--diff", "."],
     "black": [sys.executable, "-m", "black", "--check", "--diff", "."],
     "flake8": [sys.executable, "-m", "flake8", "."],
+    # the model zoo's pre-commit hook, with its arguments (without --autofix it only reports)
+    "pretty-format-json": [
+        sys.executable,
+        "-m",
+        "pre_commit_hooks.pretty_format_json",
+        "--no-sort-keys",
+        "--indent=4",
+        *sorted(
+            str(p.relative_to(BUNDLE)) for d in ("configs", "models", "tests") for p in (BUNDLE / d).rglob("*.json")
+        ),
+    ],
 }
 
 

@@ -1,0 +1,96 @@
+"""The model zoo's own CI on a copy of this bundle laid out as the zoo keeps it (``models/<bundle>``, run from the
+zoo's root): ``ci/verify_bundle.py`` in full mode, unmodified (tests/data/model_zoo_ci/SOURCE.md), and its
+spleen-style unit test (train, train + evaluate, infer through ``ConfigWorkflow`` with ``check_properties()``
+empty) in each mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+from tests.conftest import BUNDLE, FAST, write_dataset
+from tests.test_export import SCHEMA
+from tests.test_modes import MODES
+
+ZOO_CI = BUNDLE / "tests" / "data" / "model_zoo_ci"
+NAME = "smalabeller"
+
+
+def zoo_copy(root: Path) -> Path:
+    """``root/models/smalabeller``: what a pull request to the model zoo would add, beside an empty model_info.json."""
+    bundle = root / "models" / NAME
+    for folder in ("configs", "scripts", "models", "docs"):
+        shutil.copytree(BUNDLE / folder, bundle / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(BUNDLE / "LICENSE", bundle / "LICENSE")
+    (root / "models" / "model_info.json").write_text("{}\n")  # the released versions: none
+    return bundle
+
+
+def test_verify_bundle_passes_in_full_mode(tmp_path):
+    bundle = zoo_copy(tmp_path)
+    shutil.copytree(ZOO_CI, tmp_path / "ci")
+    (bundle / "eval").mkdir()
+    shutil.copy(SCHEMA, bundle / "eval" / "schema.json")  # where the zoo's ci/prepare_schema.py downloads it
+    print(f"metadata schema: {SCHEMA}")
+    result = subprocess.run(
+        [sys.executable, "ci/verify_bundle.py", "-b", NAME, "-p", "models", "-m", "full"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    for step in ("directory is verified", "version and changelog are verified", "metadata format is verified"):
+        assert step in output, output[-3000:]
+    assert "data shape is verified" in output and "export weights into TorchScript module successfully" in output
+    torch.jit.load(str(bundle / "models" / "verify_model.ts"))
+
+
+def run_checked(workflow: ConfigWorkflow) -> None:
+    """The zoo's ``ci/unit_tests/utils.check_workflow`` with ``check_properties=True``."""
+    workflow.initialize()
+    assert workflow.check_properties() == []
+    workflow.run()
+    workflow.finalize()
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_spleen_style_unit_test_from_the_zoo_root(tmp_path, monkeypatch, mode):
+    zoo_copy(tmp_path)
+    data = write_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)  # the zoo runs its tests from its root, with relative bundle paths
+    root = f"models/{NAME}"
+    common = {"bundle_root": root, "meta_file": f"{root}/configs/metadata.json"}
+    common["logging_file"] = f"{root}/configs/logging.conf"
+    train_files = [f"{root}/configs/train.json"] + ([f"{root}/{MODES[mode]['train']}"] if MODES[mode]["train"] else [])
+    overrides = {"dataset_dir": str(data), **FAST, **MODES[mode]["settings"]}
+
+    run_checked(ConfigWorkflow(workflow_type="train", config_file=train_files, **common, **overrides))
+    trained = json.loads((tmp_path / root / "models" / "model.json").read_text())
+    assert trained["unet_dimensions"] == mode
+    # evaluation overrides train.json, so it is checked as a train workflow, as the zoo does
+    evaluate = ConfigWorkflow(
+        workflow_type="train", config_file=[*train_files, f"{root}/configs/evaluate.json"], **common, **overrides
+    )
+    run_checked(evaluate)
+    assert (tmp_path / root / "runs" / "SMALabeller" / "eval" / "summary.json").is_file()
+    # inference with the weights handler off (the zoo's "handlers#0#_disabled_"): the trained settings still apply
+    infer = ConfigWorkflow(
+        workflow_type="infer",
+        config_file=f"{root}/configs/inference.json",
+        **common,
+        dataset_dir=str(data / "imagesTr"),
+        num_workers=0,
+        **{"handlers#0#_disabled_": True},
+    )
+    run_checked(infer)
+    masks = sorted((tmp_path / root / "predictions").glob("*.nii.gz"))
+    assert len(masks) == len(list((data / "imagesTr").glob("*.nii.gz")))
