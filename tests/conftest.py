@@ -133,6 +133,11 @@ SHORT_TRAINING = {
 }
 
 
+def bundle_run(config_file: str) -> list[str]:
+    """``monai.bundle run`` of ``config_file`` with the bundle's metadata and logging: what ``run_module`` takes first."""
+    return ["monai.bundle", "run", "--config_file", config_file, "--meta_file", METADATA, "--logging_file", LOGGING]
+
+
 def run_module(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess.CompletedProcess:
     """``python -m <args>`` in a real subprocess from the bundle root, with one thread per process."""
     full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **ONE_THREAD_ENV, **(env or {})}

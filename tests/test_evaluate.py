@@ -19,7 +19,7 @@ from scripts.data.cases import DatasetError
 from scripts.data.eval_cases import select_cases
 from scripts.handlers.evaluation_report import summarise
 from scripts.handlers.surface_metrics import case_metrics
-from tests.conftest import EVALUATE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, cli_args, run_module
+from tests.conftest import EVALUATE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, bundle_run, cli_args, run_module
 
 COLUMNS = ["case", "dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml"]
 SPACING = (0.8, 1.2, 2.5)  # anisotropic, so a distance in voxels is not a distance in mm
@@ -183,14 +183,7 @@ def test_cli_scores_the_validation_split_of_a_trained_model(trained_bundle, tmp_
     output_dir = tmp_path / "runs"
     result = run_module(
         [
-            "monai.bundle",
-            "run",
-            "--config_file",
-            f"['{TRAIN_CONFIG}','{EVALUATE_CONFIG}']",
-            "--meta_file",
-            METADATA,
-            "--logging_file",
-            LOGGING,
+            *bundle_run(f"['{TRAIN_CONFIG}','{EVALUATE_CONFIG}']"),
             "--bundle_root",
             str(trained_bundle["root"]),
             "--dataset_dir",

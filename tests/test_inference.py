@@ -26,6 +26,7 @@ from tests.conftest import (
     TRAINED,
     affine_for,
     blob_volume,
+    bundle_run,
     cli_args,
     run_module,
 )
@@ -158,14 +159,7 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
     out = tmp_path / "out"
     result = run_module(
         [
-            "monai.bundle",
-            "run",
-            "--config_file",
-            INFERENCE_CONFIG,
-            "--meta_file",
-            METADATA,
-            "--logging_file",
-            LOGGING,
+            *bundle_run(INFERENCE_CONFIG),
             "--bundle_root",
             str(trained_bundle["root"]),
             "--dataset_dir",
@@ -196,14 +190,7 @@ def test_cli_predicts_non_ras_anisotropic_scans_on_their_own_grid(trained_bundle
     def again(*extra: str) -> subprocess.CompletedProcess:
         return run_module(
             [
-                "monai.bundle",
-                "run",
-                "--config_file",
-                INFERENCE_CONFIG,
-                "--meta_file",
-                METADATA,
-                "--logging_file",
-                LOGGING,
+                *bundle_run(INFERENCE_CONFIG),
                 "--bundle_root",
                 str(trained_bundle["root"]),
                 "--dataset_dir",

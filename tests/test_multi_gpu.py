@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from tests.conftest import BUNDLE, FAST, LOGGING, METADATA, VOLUMES, cli_args, write_dataset
+from tests.conftest import BUNDLE, FAST, VOLUMES, bundle_run, cli_args, write_dataset
 
 MULTI = "['configs/train.json','configs/multi_gpu_train.json'"
 
@@ -22,14 +22,7 @@ def torchrun(tmp_path, data, extra_configs=(), **overrides):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "monai.bundle",
-        "run",
-        "--config_file",
-        configs,
-        "--meta_file",
-        METADATA,
-        "--logging_file",
-        LOGGING,
+        *bundle_run(configs),
         "--bundle_root",
         str(tmp_path),
         "--dataset_dir",

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.conftest import BUNDLE, INFERENCE_CONFIG, LOGGING, METADATA, run_module
+from tests.conftest import BUNDLE, INFERENCE_CONFIG, bundle_run, run_module
 
 MODEL = BUNDLE / "models" / "model.pt"
 
@@ -48,14 +48,7 @@ def test_inference_json_masks_a_real_t1_head_out_of_the_box(tmp_path):
     out = tmp_path / "masks"
     result = run_module(
         [
-            "monai.bundle",
-            "run",
-            "--config_file",
-            INFERENCE_CONFIG,
-            "--meta_file",
-            METADATA,
-            "--logging_file",
-            LOGGING,
+            *bundle_run(INFERENCE_CONFIG),
             "--dataset_dir",
             str(tmp_path / "data" / "imagesTr"),
             "--output_dir",
