@@ -112,6 +112,14 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--amp", choices=("on", "off"), default="on", help="mixed precision (CUDA only, as in the config)")
     p.add_argument(
+        "--one-pass",
+        choices=("on", "off"),
+        default="on",
+        help="on (default): the bundle runs the network once per scan, as the bare forward does (inference_planes "
+        "[auto], tta and postprocessing_lcc off), so the ratio is the pipeline's overhead; off: inference.json's "
+        "defaults (three planes, flip TTA: 12 passes, largest component)",
+    )
+    p.add_argument(
         "--config",
         choices=("auto", "inference", "train"),
         default="auto",
@@ -165,6 +173,8 @@ def main(argv=None) -> dict:
         }
         if args.num_workers is not None:
             overrides["num_workers"] = args.num_workers
+        if use_inference and args.one_pass == "on":
+            overrides.update(inference_planes=["auto"], tta=False, postprocessing_lcc=False)
         if use_inference:
             workflow = common.config_workflow(
                 common.INFERENCE_CONFIG,
