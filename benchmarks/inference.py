@@ -173,9 +173,9 @@ def main(argv=None) -> dict:
         }
         if args.num_workers is not None:
             overrides["num_workers"] = args.num_workers
-        if use_inference and args.one_pass == "on":
-            overrides.update(inference_planes=["auto"], tta=False, postprocessing_lcc=False)
         if use_inference:
+            if args.one_pass == "on":
+                overrides.update(inference_planes=["auto"], tta=False, postprocessing_lcc=False)
             workflow = common.config_workflow(
                 common.INFERENCE_CONFIG,
                 "infer",
