@@ -22,7 +22,6 @@ from tests.conftest import (
     INFERENCE_CONFIG,
     LOGGING,
     METADATA,
-    TRAIN_CONFIG,
     TRAINED,
     affine_for,
     blob_volume,
@@ -66,24 +65,6 @@ def load(path: Path) -> np.ndarray:
 
 
 # --- the config -------------------------------------------------------------------------------------------------
-def test_network_preprocessing_and_inferer_are_those_of_train_json():
-    train, infer_cfg = ConfigParser.load_config_file(TRAIN_CONFIG), ConfigParser.load_config_file(INFERENCE_CONFIG)
-    assert infer_cfg["network_def"] == train["network_def"]  # the slice inferers: tests/test_modes.py
-    assert infer_cfg["inference_planes"] == train["inference_planes"]
-    inferer = {k: v for k, v in infer_cfg["inferer"].items() if k not in ("planes", "tta")}
-    assert inferer == {k: v for k, v in train["validate"]["inferer"].items() if k != "planes"}
-    # every validation transform that touches the image, in the same order with the same arguments
-    parser = ConfigParser()
-    parser.read_config(TRAIN_CONFIG)
-    parser.parse()  # resolves the "%train#..." macros that validation shares with training
-    validation = [t for t in parser.get("validate#preprocessing#transforms") if "image" in t["keys"]]
-    inference = infer_cfg["preprocessing"]["transforms"]
-    assert [t["_target_"] for t in inference] == [t["_target_"] for t in validation]
-    for inf_t, val_t in zip(inference, validation, strict=True):
-        assert inf_t["keys"] == "image"
-        assert {k: v for k, v in inf_t.items() if k != "keys"} == {k: v for k, v in val_t.items() if k != "keys"}
-
-
 def test_slices_go_through_the_network_slice_batch_at_a_time():
     parser = ConfigParser()
     parser.read_config(INFERENCE_CONFIG)

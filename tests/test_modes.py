@@ -129,22 +129,6 @@ def test_mode_trains_resumes_and_predicts_on_the_scans_grid(tmp_path, mode):
     assert summary["cases"] == 1 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 1.0, summary
 
 
-def test_inference_parts_equal_the_training_parts():
-    train_cfg = ConfigParser.load_config_file(TRAIN_CONFIG)
-    infer_cfg = ConfigParser.load_config_file(INFERENCE_CONFIG)
-    assert infer_cfg["network_def"] == train_cfg["network_def"]
-    # one inferer for every mode, built from the model's settings (its arguments: tests/test_inference.py)
-    assert (
-        infer_cfg["inferer"]["model_settings"]
-        == train_cfg["validate"]["inferer"]["model_settings"]
-        == "@model_settings"
-    )
-    # the settings inference reads from the model are those training records
-    assert set(infer_cfg["model_settings"]) == set(train_cfg["model_settings"]) - {"label_threshold"}
-    for key in infer_cfg["model_settings"]:
-        assert infer_cfg[key] == f"$@trained_settings['{key}']", key
-
-
 def test_2_5d_network_sees_the_neighbours_as_channels(tmp_path):
     parser = ConfigParser()
     parser.read_config(configs(TRAIN_CONFIG, MODES["2.5D"]["train"]))

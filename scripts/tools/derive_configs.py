@@ -1,0 +1,185 @@
+"""Write the parts of the configs that are derived from one source, or check them: ``--check``.
+
+The model zoo reads ``inference.json`` on its own, and ``evaluate.json`` layers on ``train.json`` but reads the
+model's settings like inference does, so some facts must appear in more than one file. Each is written once by hand
+(train.json's settings, network and validation preprocessing; inference.json's largest-component step) and copied
+from there by this tool, never by hand:
+
+* ``train.json#run_config``: every setting train.json writes before ``model_settings`` (and each setting a layered
+  file adds), as a reference, for the checks, the checkpoints, TensorBoard and MLflow;
+* ``inference.json``: the network, the shared settings, the image part of the validation preprocessing, the inferer,
+  and the settings read from the model;
+* ``evaluate.json``: the settings read from the model and the largest-component step.
+
+    python -m scripts.tools.derive_configs          # rewrite what differs
+    python -m scripts.tools.derive_configs --check  # exit 1 naming each stale key (the tests run this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+from monai.bundle import ConfigParser
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+LAYERED_FILES = ("train_2.5d.json", "train_3d.json", "multi_gpu_train.json")
+# train.json's settings are its top-level keys before this one, but for the imports
+SETTINGS_END = "model_settings"
+NOT_SETTINGS = ("imports",)
+RECORDED_AS_TEXT = ("device",)  # a torch.device: recorded by name so every tracker can store it
+SHARED_WITH_INFERENCE = (
+    "device",
+    "_desc_amp",
+    "amp",
+    "num_workers",
+    "_desc_inference_planes",
+    "inference_planes",
+    "_desc_slice_batch",
+    "slice_batch",
+    "_desc_sw_overlap",
+    "sw_overlap",
+    "sw_mode",
+    "sw_batch_size",
+    "network_def",
+    "network",
+)
+NOT_READ_BY_INFERENCE = ("label_threshold",)  # it only matters where labels are read
+TRAINED_SETTINGS_DESC = (
+    "what the model expects, recorded by training beside ckpt_path (model.json) or inside it (.pth); the settings "
+    "below default to them, and an override that contradicts them is refused"
+)
+DERIVED_DESC = "written by python -m scripts.tools.derive_configs from {source}, not by hand: {keys}"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def dump(config: dict) -> str:
+    """The model zoo's pretty-format-json layout (--no-sort-keys --indent=4)."""
+    return json.dumps(config, indent=4, ensure_ascii=False) + "\n"
+
+
+def settings_of(train: dict) -> list[str]:
+    """The settings: train.json's top-level keys before ``model_settings`` (its derived values come after it)."""
+    keys = list(train)
+    return [k for k in keys[: keys.index(SETTINGS_END)] if not k.startswith("_") and k not in NOT_SETTINGS]
+
+
+def recorded(keys: list[str]) -> dict:
+    return {k: f"$str(@{k})" if k in RECORDED_AS_TEXT else f"@{k}" for k in keys}
+
+
+def validation_image_transforms(train_path: Path) -> list:
+    """validate#preprocessing's transforms that touch the image (the ``%`` macros resolved), on the image alone."""
+    parser = ConfigParser()
+    parser.read_config(str(train_path))
+    parser.parse()
+    image_only = []
+    for transform in copy.deepcopy(parser.get("validate#preprocessing#transforms")):
+        keys = transform["keys"]
+        if "image" in ([keys] if isinstance(keys, str) else keys):
+            image_only.append({**transform, "keys": "image"})
+    return image_only
+
+
+def trained_settings(keys: list[str]) -> dict:
+    return {
+        "_desc_trained_settings": TRAINED_SETTINGS_DESC,
+        "trained_settings": "$scripts.networks.model_settings.read(@ckpt_path)",
+        **{k: f"$@trained_settings['{k}']" for k in keys},
+    }
+
+
+def derived(config_dir: Path) -> dict[str, tuple[str, dict]]:
+    """file name -> (its source, {top-level key: value}) for every derived key."""
+    train = load(config_dir / "train.json")
+    inference = load(config_dir / "inference.json")
+    model_keys = list(train["model_settings"])
+    read_by_inference = [k for k in model_keys if k not in NOT_READ_BY_INFERENCE]
+    out = {"train.json": ("the settings before model_settings", {"run_config": recorded(settings_of(train))})}
+    for name in LAYERED_FILES:
+        added = [
+            k
+            for k in load(config_dir / name)
+            if "#" not in k and not k.startswith("_") and k not in train and not isinstance(train.get(k), dict)
+        ]
+        out[name] = ("the settings this file adds to train.json", {f"run_config#{k}": f"@{k}" for k in added})
+    out["inference.json"] = (
+        "train.json",
+        {
+            **{k: train[k] for k in SHARED_WITH_INFERENCE},
+            **trained_settings(read_by_inference),
+            "model_settings": {k: f"@{k}" for k in read_by_inference},
+            "preprocessing": {
+                "_target_": "Compose",
+                "transforms": validation_image_transforms(config_dir / "train.json"),
+            },
+            "inferer": {**train["validate"]["inferer"], "planes": "@inference_planes", "tta": "@tta"},
+        },
+    )
+    out["evaluate.json"] = (
+        "train.json and inference.json",
+        {**trained_settings(model_keys), "+validate#postprocessing#transforms": [inference["largest_component"]]},
+    )
+    return out
+
+
+def with_derived(config: dict, values: dict, source: str) -> dict:
+    """``config`` with ``values`` in place (new keys after the derived key before them, or at the end) and the list
+    of derived keys in ``_desc_derived`` (layered files that derive nothing get none)."""
+    items = list(config.items())
+    result = dict(items)
+    for key, value in values.items():
+        result[key] = value
+    order = [k for k, _ in items]
+    previous = None
+    for key in values:
+        if key not in order:
+            order.insert(order.index(previous) + 1 if previous in order else len(order), key)
+        previous = key
+    result = {k: result[k] for k in order}
+    listed = [k for k in values if not k.startswith("_desc_")]
+    if listed:
+        desc = DERIVED_DESC.format(source=source, keys=", ".join(listed))
+        result = {"_desc_derived": desc, **{k: v for k, v in result.items() if k != "_desc_derived"}}
+    return result
+
+
+def stale(config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+    """file name -> its text with every derived key up to date, for the files whose text is not."""
+    changed = {}
+    for name, (source, values) in derived(config_dir).items():
+        path = config_dir / name
+        text = dump(with_derived(load(path), values, source))
+        if text != path.read_text():
+            changed[name] = text
+    return changed
+
+
+def stale_keys(config_dir: Path, name: str, text: str) -> list[str]:
+    before, after = load(config_dir / name), json.loads(text)
+    return [k for k in after if before.get(k) != after[k]] or ["(key order)"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a derived key is stale")
+    parser.add_argument("--config_dir", type=Path, default=CONFIG_DIR)
+    args = parser.parse_args(argv)
+    changed = stale(args.config_dir)
+    for name, text in changed.items():
+        if args.check:
+            keys = ", ".join(stale_keys(args.config_dir, name, text))
+            print(f"{args.config_dir / name}: {keys} not as derived; run python -m scripts.tools.derive_configs")
+        else:
+            (args.config_dir / name).write_text(text)
+            print(f"wrote {args.config_dir / name}")
+    return 1 if changed and args.check else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
