@@ -9,7 +9,7 @@ from there by this tool, never by hand:
   file adds), as a reference, for the checks, the checkpoints, TensorBoard and MLflow;
 * ``inference.json``: the network, the shared settings, the image part of the validation preprocessing, the inferer,
   and the settings read from the model;
-* ``evaluate.json``: the settings read from the model and the largest-component step.
+* ``evaluate.json``: the settings read from the model, and inference's flip-TTA and largest-component settings and step.
 
     python -m scripts.tools.derive_configs          # rewrite what differs
     python -m scripts.tools.derive_configs --check  # exit 1 naming each stale key (the tests run this)
@@ -46,6 +46,7 @@ SHARED_WITH_INFERENCE = (
     "network_def",
     "network",
 )
+SHARED_WITH_EVALUATION = ("tta", "postprocessing_lcc")  # inference.json's, so evaluation scores what it predicts
 NOT_READ_BY_INFERENCE = ("label_threshold",)  # it only matters where labels are read
 TRAINED_SETTINGS_DESC = (
     "what the model expects, recorded by training beside ckpt_path (model.json) or inside it (.pth); the settings "
@@ -123,7 +124,11 @@ def derived(config_dir: Path) -> dict[str, tuple[str, dict]]:
     )
     out["evaluate.json"] = (
         "train.json and inference.json",
-        {**trained_settings(model_keys), "+validate#postprocessing#transforms": [inference["largest_component"]]},
+        {
+            **trained_settings(model_keys),
+            **{k: inference[k] for k in SHARED_WITH_EVALUATION},
+            "+validate#postprocessing#transforms": [inference["largest_component"]],
+        },
     )
     return out
 
