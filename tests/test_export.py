@@ -212,6 +212,7 @@ def test_metadata_version_changelog_and_network_format():
     assert "models/model.pt" in meta["changelog"]["0.6.0"] and "iterations_per_epoch" in meta["changelog"]["0.6.0"]
     assert "models/model.json" in meta["changelog"]["0.7.0"] and "run_config" in meta["changelog"]["0.8.0"]
     assert "32 epochs" in meta["changelog"]["0.9.0"] and "derive_configs" in meta["changelog"]["0.9.1"]
+    assert "40 epochs" in meta["changelog"]["0.10.0"]
     assert "cache" in meta["changelog"]["0.4.0"] and "slice inferer" in meta["changelog"]["0.5.0"]
     assert "plain tensors" in meta["changelog"]["0.5.1"]
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
