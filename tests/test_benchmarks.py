@@ -148,7 +148,8 @@ def test_compare_modes_smoke(tmp_path):
     assert "| 3D |" in proc.stdout
 
 
-def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path):
+@pytest.mark.parametrize("train_configs,mode", [(["train.json"], "2D"), (["train.json", "train_2.5d.json"], "2.5D")])
+def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path, train_configs, mode):
     from tests.conftest import VOLUMES, write_dataset
 
     data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
@@ -179,6 +180,8 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
         f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}",
         "--inference_args",
         settings,
+        "--train_configs",
+        *train_configs,
     ]
     proc = subprocess.run(
         cmd,
@@ -195,3 +198,4 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     trained = sorted(p.name for p in (tmp_path / "work" / "b" / "train" / "labelsTr").iterdir())
     assert trained == ["case_00.nii.gz", "case_01.nii.gz", "case_04.nii.gz", "case_05.nii.gz"]
     assert "| case_02 | a, c |" in proc.stdout
+    assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["unet_dimensions"] == mode
