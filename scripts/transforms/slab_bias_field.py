@@ -14,8 +14,8 @@ class SlabRandBiasFieldd(RandBiasFieldd):
     is MONAI's 3D field over the sample.
 
     A scanner's bias field is smooth over the head, so neighbouring slices 1-3 mm apart share it. MONAI's field
-    spans its polynomial's whole range over whatever extent the sample has: over a 5-slice slab the outer slices
-    came out up to 4x brighter or darker than the centre one, context no real scan shows, and 2.5D training learnt
+    spans its polynomial's whole range over whatever extent the sample has: over a 5-slice slab an outer slice
+    differed from the centre one by up to 4x its mean intensity, context no real scan shows, and 2.5D training learnt
     far slower than 2D on real scans (training loss 0.23 against 0.07 after 2000 iterations). On one slice (2D) the
     draws and the field are MONAI's, so 2D training is unchanged.
     """
