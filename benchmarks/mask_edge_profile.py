@@ -1,0 +1,137 @@
+"""Where a brain mask's edge lies on the scan's intensity profile: the mask rule of a source, measured without a model.
+
+Brain masks follow different rules (brain only, brain with some of the CSF around it, everything up to the inner skull
+surface); a model trained on some rules cannot guess another from the image. For each case this prints the median
+tissue intensity in 1 mm shells on both sides of the reference mask's edge (and of a predicted mask's edge, with
+``--masks_dir``), on one scale per scan: 0 = the mean of the darkest of three intensity classes inside the reference
+mask (CSF), 1 = the mean of the brightest (white matter), fitted by a Gaussian mixture. A mask that ends inside the CSF
+has dark shells outside its edge; one that reaches the inner skull has no dark shell outside it.
+
+    python -m benchmarks.mask_edge_profile --dataset_dir real_t1 [--cases cn200_native sri24_native]
+        [--masks_dir loso/sri24/predictions] [--json profile.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+from sklearn.mixture import GaussianMixture
+
+SHELLS_MM = np.arange(-5.5, 6.0, 1.0)  # shell centres: negative inside the mask, positive outside
+NEAR_MM = 3.0  # the "just inside" / "just outside" summaries cover this distance from the edge
+
+
+def tissue_scale(image: np.ndarray, mask: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """CSF, grey and white matter class means inside ``mask``: a three-class Gaussian mixture of its intensities."""
+    values = image[mask]
+    values = np.clip(values, *np.percentile(values, [0.5, 99.5]))
+    sample = values[:: max(1, values.size // 200_000), None]
+    means = np.sort(GaussianMixture(3, random_state=seed).fit(sample).means_.ravel())
+    return float(means[0]), float(means[1]), float(means[2])
+
+
+def signed_edge_distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Distance (mm) of each voxel centre from the mask's edge, negative inside: half a voxel for the voxels at it."""
+    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    half_voxel = float(spacing.min()) / 2
+    return np.where(mask, half_voxel - inside, outside - half_voxel)
+
+
+def edge_profile(scaled: np.ndarray, mask: np.ndarray, spacing: np.ndarray) -> dict:
+    """Median scaled intensity in 1 mm shells across ``mask``'s edge and within ``NEAR_MM`` on either side."""
+    distance = signed_edge_distance(mask, spacing)
+
+    def median(selected: np.ndarray) -> float | None:
+        return round(float(np.median(scaled[selected])), 3) if selected.any() else None
+
+    return {
+        "shells_mm": SHELLS_MM.tolist(),
+        "profile": [median((distance >= c - 0.5) & (distance < c + 0.5)) for c in SHELLS_MM],
+        "just_inside": median((distance < 0) & (distance >= -NEAR_MM)),
+        "just_outside": median((distance > 0) & (distance <= NEAR_MM)),
+    }
+
+
+def load_ras(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.as_closest_canonical(nib.load(path))
+    return np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.header.get_zooms()[:3], dtype=float)
+
+
+def profile_case(image_path: Path, label_path: Path, mask_path: Path | None = None) -> dict:
+    image, spacing = load_ras(image_path)
+    label = load_ras(label_path)[0] > 0.5
+    if label.shape != image.shape:
+        raise SystemExit(f"{label_path}: shape {label.shape} differs from its image's {image.shape}")
+    csf, grey, white = tissue_scale(image, label)
+    scaled = (image - csf) / (white - csf)
+    voxel_ml = float(spacing.prod()) / 1000
+    result = {
+        "case": label_path.name.split(".")[0],
+        "mask_ml": round(float(label.sum()) * voxel_ml),
+        "grey_matter": round((grey - csf) / (white - csf), 3),
+        "reference": edge_profile(scaled, label, spacing),
+    }
+    if mask_path is not None:
+        predicted = load_ras(mask_path)[0] > 0.5
+        if predicted.shape != image.shape:
+            raise SystemExit(f"{mask_path}: shape {predicted.shape} differs from its image's {image.shape}")
+        result["predicted"] = edge_profile(scaled, predicted, spacing)
+        result["predicted_ml"] = round(float(predicted.sum()) * voxel_ml)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    shells = " | ".join(f"{c:+.1f}" for c in SHELLS_MM)
+    lines = [
+        f"| case | mask | ml | grey matter | just inside | just outside | {shells} |",
+        "| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in SHELLS_MM) + " |",
+    ]
+    for r in results:
+        for which, ml in (("reference", r["mask_ml"]), ("predicted", r.get("predicted_ml"))):
+            if which not in r:
+                continue
+            p = r[which]
+            values = " | ".join("–" if v is None else f"{v:.2f}" for v in p["profile"])
+            lines.append(
+                f"| {r['case']} | {which} | {ml} | {r['grey_matter']:.2f} | {p['just_inside']:.2f} | "
+                f"{p['just_outside']:.2f} | {values} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset_dir", required=True, help="nnU-Net folder: imagesTr/<case>_0000.nii.gz, labelsTr/")
+    parser.add_argument("--cases", nargs="+", default=None, help="case names (default: every label in labelsTr)")
+    parser.add_argument("--masks_dir", default=None, help="predicted masks <case>.nii.gz to profile beside the labels")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    dataset_dir = Path(args.dataset_dir)
+    names = args.cases or sorted(p.name[: -len(".nii.gz")] for p in (dataset_dir / "labelsTr").glob("*.nii.gz"))
+    if not names:
+        raise SystemExit(f"{dataset_dir / 'labelsTr'}: no labels; give an nnU-Net folder with labelsTr/<case>.nii.gz")
+    triples = [
+        (
+            dataset_dir / "imagesTr" / f"{name}_0000.nii.gz",
+            dataset_dir / "labelsTr" / f"{name}.nii.gz",
+            Path(args.masks_dir) / f"{name}.nii.gz" if args.masks_dir else None,
+        )
+        for name in names
+    ]
+    for path in (p for triple in triples for p in triple if p is not None):
+        if not path.is_file():
+            raise SystemExit(f"{path}: not found; give existing case names and folders")
+    results = [profile_case(*triple) for triple in triples]
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
