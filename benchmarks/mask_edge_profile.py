@@ -63,11 +63,16 @@ def load_ras(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.header.get_zooms()[:3], dtype=float)
 
 
+def load_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    mask = load_ras(path)[0] > 0.5
+    if mask.shape != shape:
+        raise SystemExit(f"{path}: shape {mask.shape} differs from its image's {shape}")
+    return mask
+
+
 def profile_case(image_path: Path, label_path: Path, mask_path: Path | None = None) -> dict:
     image, spacing = load_ras(image_path)
-    label = load_ras(label_path)[0] > 0.5
-    if label.shape != image.shape:
-        raise SystemExit(f"{label_path}: shape {label.shape} differs from its image's {image.shape}")
+    label = load_mask(label_path, image.shape)
     csf, grey, white = tissue_scale(image, label)
     scaled = (image - csf) / (white - csf)
     voxel_ml = float(spacing.prod()) / 1000
@@ -78,9 +83,7 @@ def profile_case(image_path: Path, label_path: Path, mask_path: Path | None = No
         "reference": edge_profile(scaled, label, spacing),
     }
     if mask_path is not None:
-        predicted = load_ras(mask_path)[0] > 0.5
-        if predicted.shape != image.shape:
-            raise SystemExit(f"{mask_path}: shape {predicted.shape} differs from its image's {image.shape}")
+        predicted = load_mask(mask_path, image.shape)
         result["predicted"] = edge_profile(scaled, predicted, spacing)
         result["predicted_ml"] = round(float(predicted.sum()) * voxel_ml)
     return result

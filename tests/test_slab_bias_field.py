@@ -1,15 +1,14 @@
 """The bias field augmentation multiplies every slice of a 2.5D slab by one in-plane field; 2D is MONAI's."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose, RandBiasFieldd
 
 from scripts.transforms.slab_bias_field import SlabRandBiasFieldd
+from tests.conftest import BUNDLE
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = BUNDLE / "configs"
 
 
 def test_every_slice_of_a_slab_is_multiplied_by_the_same_field():
