@@ -20,19 +20,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
-from sklearn.mixture import GaussianMixture
+
+from scripts.tools.brain_mask_rule import tissue_scale
 
 SHELLS_MM = np.arange(-5.5, 6.0, 1.0)  # shell centres: negative inside the mask, positive outside
 NEAR_MM = 3.0  # the "just inside" / "just outside" summaries cover this distance from the edge
-
-
-def tissue_scale(image: np.ndarray, mask: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """CSF, grey and white matter class means inside ``mask``: a three-class Gaussian mixture of its intensities."""
-    values = image[mask]
-    values = np.clip(values, *np.percentile(values, [0.5, 99.5]))
-    sample = values[:: max(1, values.size // 200_000), None]
-    means = np.sort(GaussianMixture(3, random_state=seed).fit(sample).means_.ravel())
-    return float(means[0]), float(means[1]), float(means[2])
 
 
 def signed_edge_distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:

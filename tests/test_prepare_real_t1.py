@@ -43,17 +43,3 @@ def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path):
 
     mask = np.asarray(nib.load(native["label"]).dataobj) > 0
     assert np.array_equal(ndimage.binary_fill_holes(mask), mask)
-
-
-def test_tissue_envelope_closes_sulci_fills_ventricles_and_drops_specks():
-    from scripts.tools.prepare_real_t1 import tissue_envelope
-
-    z, y, x = np.mgrid[:40, :40, :40]
-    ball = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 15**2
-    tissue = ball.copy()
-    tissue[18:22, 18:22, 18:22] = False  # a ventricle inside
-    tissue[20, :, 5:35] &= np.abs(np.arange(40) - 20)[:, None] < 12  # a 1-voxel sulcus cut in from the surface
-    tissue[2, 2, 2] = True  # a speck away from the brain
-    envelope = tissue_envelope(tissue, spacing_mm=1.0)
-    assert envelope[20, 20, 20] and not envelope[2, 2, 2]
-    assert envelope[ball].mean() > 0.99 and envelope[~ball].mean() < 0.01

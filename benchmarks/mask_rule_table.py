@@ -1,0 +1,87 @@
+"""Each development source's brain mask before and after ``scripts.tools.brain_mask_rule.to_rule``: volume, where its
+edge lies on the scan's intensities, and how far its lowest point lies below the cerebellum's.
+
+    python -m benchmarks.mask_rule_table [--download_dir real_t1_packages] [--sources cn200 sri24] [--json rule.json]
+
+Reads the sources' own masks from the packages ``scripts.tools.prepare_real_t1`` downloads (the same ``--download_dir``,
+so nothing is fetched twice). Both masks of a source are profiled on one intensity scale (0 = the CSF class, 1 = white
+matter, fitted inside the source's mask: ``benchmarks.mask_edge_profile``): a mask at the brain's surface has grey
+matter just inside its edge and CSF just outside; one that takes in the CSF has dark values inside and skull outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from nibabel.orientations import apply_orientation
+
+from benchmarks import common
+from benchmarks.mask_edge_profile import edge_profile
+from scripts.tools import prepare_real_t1
+from scripts.tools.brain_mask_rule import cerebellum_bottom, ras_grid, tissue_scale, to_rule
+
+
+def describe(scaled: np.ndarray, mask: np.ndarray, spacing: np.ndarray) -> dict:
+    profile = edge_profile(scaled, mask, spacing)
+    slices = np.flatnonzero(mask.any(axis=(0, 1)))
+    bottom = cerebellum_bottom(mask, spacing)
+    return {
+        "ml": round(float(mask.sum() * spacing.prod()) / 1000, 1),
+        "just_inside": profile["just_inside"],
+        "just_outside": profile["just_outside"],
+        "below_cerebellum_mm": None if bottom is None else round(float((bottom - slices[0]) * spacing[2]), 1),
+    }
+
+
+def source_row(source: str, archives: dict) -> dict:
+    t1, mask, affine = prepare_real_t1.SOURCES[source](archives)
+    rule = prepare_real_t1.MASK_RULE[source]
+    harmonised = to_rule(t1, mask, affine, drop_csf=rule == "csf") if rule else mask
+    forward, _, spacing = ras_grid(affine)
+    image = apply_orientation(np.asarray(t1, dtype=np.float32), forward)
+    before, after = (apply_orientation(np.asarray(m, dtype=bool), forward) for m in (mask, harmonised))
+    csf, _, white = tissue_scale(image, before)
+    scaled = (image - csf) / (white - csf)
+    return {
+        "source": source,
+        "rule": rule,
+        "before": describe(scaled, before, spacing),
+        "after": describe(scaled, after, spacing),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    headers = ["source", "mask", "ml", "just inside", "just outside", "lowest point below the cerebellum's, mm"]
+    cells = []
+    for row in rows:
+        for when in ("before", "after"):
+            d = row[when]
+            label = "source's own" if when == "before" else ("to the rule" if row["rule"] else "kept (cerebrum only)")
+            below = "–" if d["below_cerebellum_mm"] is None else f"{d['below_cerebellum_mm']:.0f}"
+            cells.append(
+                [row["source"], label, f"{d['ml']:.0f}", f"{d['just_inside']:.2f}", f"{d['just_outside']:.2f}", below]
+            )
+    return common.table(headers, cells)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--download_dir", default="real_t1_packages", help="the packages prepare_real_t1 downloaded")
+    parser.add_argument(
+        "--sources", nargs="+", default=list(prepare_real_t1.SOURCES), choices=list(prepare_real_t1.SOURCES)
+    )
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    packages = [prepare_real_t1.NEEDS[s] for s in args.sources if s in prepare_real_t1.NEEDS]
+    archives = prepare_real_t1.download(Path(args.download_dir), packages) if packages else {}
+    rows = [source_row(source, archives) for source in args.sources]
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
