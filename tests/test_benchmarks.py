@@ -157,6 +157,12 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(sources)]
     (data / "cases.json").write_text(json.dumps(cases))
     out = tmp_path / "loso.json"
+    # a baseline's masks already made (as a tool's are, once per scan): the held-out labels themselves, so Dice 1
+    robex = tmp_path / "work" / "baselines" / "robex"
+    robex.mkdir(parents=True)
+    for case in ("case_02", "case_03"):
+        (robex / f"{case}.nii.gz").write_bytes((data / "labelsTr" / f"{case}.nii.gz").read_bytes())
+    (robex / "seconds.json").write_text(json.dumps({"case_02": 61.0, "case_03": 62.0}))
     settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
     cmd = [
         sys.executable,
@@ -174,8 +180,8 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
         str(tmp_path / "work"),
         "--json",
         str(out),
-        "--baseline",
-        "none",
+        "--baselines",
+        *(["robex"] if mode == "2D" else []),
         "--train_args",
         f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}{mode_args}",
         "--inference_args",
@@ -196,4 +202,9 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     trained = sorted(p.name for p in (tmp_path / "work" / "b" / "train" / "labelsTr").iterdir())
     assert trained == ["case_00.nii.gz", "case_01.nii.gz", "case_04.nii.gz", "case_05.nii.gz"]
     assert "| case_02 | a, c |" in proc.stdout
+    if mode == "2D":
+        assert [(r["robex"]["dice"], r["robex"]["seconds"]) for r in rows] == [(1.0, 61.0), (1.0, 62.0)]
+        assert "robex Dice / HD95 mm / s" in proc.stdout and "| 1.0000 / 0.00 / 61 |" in proc.stdout
+    else:
+        assert "robex" not in rows[0] and "robex" not in proc.stdout
     assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["unet_dimensions"] == mode
