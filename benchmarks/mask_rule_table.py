@@ -2,6 +2,7 @@
 edge lies on the scan's intensities, and how far its lowest point lies below the cerebellum's.
 
     python -m benchmarks.mask_rule_table [--download_dir real_t1_packages] [--sources cn200 sri24] [--json rule.json]
+        [--figure docs/mask_rule.png --figure_case real_t1/imagesTr/cn200_native_0000.nii.gz]
 
 Reads the sources' own masks from the packages ``scripts.tools.prepare_real_t1`` downloads (the same ``--download_dir``,
 so nothing is fetched twice). Both masks of a source are profiled on one intensity scale (0 = the CSF class, 1 = white
@@ -15,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation
 
@@ -67,14 +69,52 @@ def table(rows: list[dict]) -> str:
     return common.table(headers, cells)
 
 
+def figure(image_path: Path, label_path: Path, out: Path) -> None:
+    """Three orthogonal slices through the mask's centre, the mask outlined: the rule as a picture (model card)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = nib.as_closest_canonical(nib.load(image_path))
+    mask = np.asarray(nib.as_closest_canonical(nib.load(label_path)).dataobj) > 0
+    data, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
+    centre = [
+        int(round(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))).mean())) for axis in range(3)
+    ]
+    views = [
+        ("sagittal", data[centre[0]], mask[centre[0]], spacing[2] / spacing[1]),
+        ("coronal", data[:, centre[1]], mask[:, centre[1]], spacing[2] / spacing[0]),
+        ("axial", data[:, :, centre[2]], mask[:, :, centre[2]], spacing[1] / spacing[0]),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for ax, (name, plane, outline, aspect) in zip(axes, views, strict=True):
+        ax.imshow(plane.T, cmap="gray", origin="lower", aspect=aspect, vmax=float(np.percentile(data, 99.5)))
+        ax.contour(outline.T.astype(float), levels=[0.5], colors="r", linewidths=0.8)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(f"{label_path.name.split('.')[0]}: the brain at its surface (red)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=72)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--download_dir", default="real_t1_packages", help="the packages prepare_real_t1 downloaded")
     parser.add_argument(
-        "--sources", nargs="+", default=list(prepare_real_t1.SOURCES), choices=list(prepare_real_t1.SOURCES)
+        "--sources", nargs="*", default=list(prepare_real_t1.SOURCES), choices=list(prepare_real_t1.SOURCES)
     )
     parser.add_argument("--json", default=None)
+    parser.add_argument("--figure", default=None, help="PNG: --figure_case's scan with its mask outlined, 3 planes")
+    parser.add_argument("--figure_case", default=None, help="imagesTr/<case>_0000.nii.gz of prepare_real_t1's set")
     args = parser.parse_args(argv)
+    if args.figure:
+        image = Path(args.figure_case)
+        figure(
+            image, image.parent.parent / "labelsTr" / image.name.replace("_0000.nii.gz", ".nii.gz"), Path(args.figure)
+        )
+    if not args.sources:
+        return
     packages = [prepare_real_t1.NEEDS[s] for s in args.sources if s in prepare_real_t1.NEEDS]
     archives = prepare_real_t1.download(Path(args.download_dir), packages) if packages else {}
     rows = [source_row(source, archives) for source in args.sources]

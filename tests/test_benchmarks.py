@@ -208,3 +208,28 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     else:
         assert "robex" not in rows[0] and "robex" not in proc.stdout
     assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["unet_dimensions"] == mode
+
+
+def test_brain_mask_speed_times_each_bundle_setting_in_whole_processes(tmp_path):
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    scan = sorted((data / "imagesTr").glob("*_0000.nii.gz"))[0]
+    out = tmp_path / "speed.json"
+    cmd = [sys.executable, "-m", "benchmarks.brain_mask_speed", "--scan", str(scan), "--baselines"]
+    cmd += ["--repeats", "1", "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    seconds = json.loads(out.read_text())["seconds"]
+    assert list(seconds) == [
+        "bundle (3 planes, flip TTA: 12 passes)",
+        "bundle (3 planes, no TTA)",
+        "bundle (1 plane, no TTA)",
+    ]
+    assert all(len(v) == 1 and v[0] > 0 for v in seconds.values())
+    assert "| bundle (1 plane, no TTA) |" in proc.stdout
+    bad = subprocess.run(
+        [*cmd[:4], str(data / "imagesTr")], cwd=BUNDLE, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert bad.returncode == 1 and "not named <case>_0000.nii.gz" in bad.stderr and "Traceback" not in bad.stderr

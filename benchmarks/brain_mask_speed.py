@@ -1,0 +1,95 @@
+"""Seconds to mask one brain scan, whole process, as a user runs it: the bundle's ``configs/inference.json`` (its
+defaults and cheaper settings) beside deepbet and HD-BET, in one run, interleaved, on the same scan.
+
+    python -m benchmarks.brain_mask_speed --scan real_t1/imagesTr/cn200_native_0000.nii.gz
+        [--baseline_python baselines/.venv/bin/python] [--repeats 3] [--json benchmarks/results/brain_mask_speed.json]
+
+Every round runs each contender once in a fresh process on a fresh output folder (start-up, imports, loading the
+weights, reading, predicting and writing the mask all count, as they do for a user's single scan), in the same order;
+the median and the best round are reported, with each one's ratio to deepbet's median. Baselines run through
+``benchmarks.baseline_masks`` (``--baselines`` none: the bundle alone). The CPU should be otherwise idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common
+from benchmarks.baseline_masks import TOOLS, baseline_masks
+from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR
+
+# what the bundle is timed with: inference.json's defaults, then cheaper passes over the same model
+BUNDLE_SETTINGS = {
+    "bundle (3 planes, flip TTA: 12 passes)": "",
+    "bundle (3 planes, no TTA)": "--tta false",
+    "bundle (1 plane, no TTA)": "--inference_planes ['auto'] --tta false",
+}
+
+
+def bundle_seconds(scan: Path, out_dir: Path, overrides: str) -> float:
+    """One ``monai.bundle run`` of inference.json over a folder holding ``scan`` alone."""
+    images = out_dir / "images"
+    images.mkdir(parents=True)
+    (images / scan.name).symlink_to(scan.resolve())
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIG_DIR / "inference.json")]
+    cmd += ["--dataset_dir", str(images), "--output_dir", str(out_dir / "masks"), *shlex.split(overrides)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=BUNDLE_ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0 or not any((out_dir / "masks").glob("*.nii.gz")):
+        raise SystemExit(f"inference.json {overrides} failed on {scan}:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    return seconds
+
+
+def tool_seconds(tool: str, scan: Path, out_dir: Path, python: str | None) -> float:
+    baseline_masks(tool, [scan], out_dir, python)
+    return json.loads((out_dir / "seconds.json").read_text())[scan.name[: -len("_0000.nii.gz")]]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scan", type=Path, required=True, help="a T1 scan named <case>_0000.nii.gz")
+    p.add_argument("--baselines", nargs="*", choices=list(TOOLS), default=["deepbet", "hdbet"])
+    p.add_argument("--baseline_python", default=None, help="a python with the baselines (requirements-baselines.txt)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", type=Path, default=BUNDLE_ROOT / "benchmarks" / "results" / "brain_mask_speed.json")
+    args = p.parse_args(argv)
+    if not args.scan.is_file() or not args.scan.name.endswith("_0000.nii.gz"):
+        raise SystemExit(f"{args.scan}: not found or not named <case>_0000.nii.gz; give one scan in nnU-Net naming")
+    contenders = {name: ("bundle", overrides) for name, overrides in BUNDLE_SETTINGS.items()}
+    contenders.update({tool: ("tool", tool) for tool in args.baselines})
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    info = common.system_info("cpu")
+    for round_ in range(args.repeats):
+        for name, (kind, what) in contenders.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                if kind == "bundle":
+                    value = bundle_seconds(args.scan, Path(tmp), what)
+                else:
+                    value = tool_seconds(what, args.scan, Path(tmp), args.baseline_python)
+            seconds[name].append(round(value, 2))
+            print(f"round {round_ + 1}: {name}: {value:.1f} s", flush=True)
+    reference = statistics.median(seconds["deepbet"]) if "deepbet" in seconds else None
+    rows = []
+    for name, values in seconds.items():
+        med = statistics.median(values)
+        rows.append([name, med, min(values), f"{med / reference:.2f}" if reference else "–"])
+    text = common.table(["contender", "median s", "best s", "median / deepbet's"], rows)
+    result = {"scan": str(args.scan), "seconds": seconds, "system": info}
+    info["load_average_end"] = common.system_info("cpu")["load_average_start"]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n" + text + f"\n\nJSON: {args.json}", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
