@@ -234,8 +234,8 @@ def test_tta_makes_the_prediction_mirror_consistent_and_lcc_keeps_the_largest_co
     plain = infer(root, scans, tmp_path / "plain", save_probabilities=True, tta=False, postprocessing_lcc=False)
     tta = infer(root, scans, tmp_path / "tta", save_probabilities=True, postprocessing_lcc=False)  # TTA: the default
     infer(root, scans, tmp_path / "lcc", tta=False)  # the largest component, holes filled, is the default
-    assert isinstance(tta.parser.get_parsed_content("inferer"), FlipTTAInferer)
-    assert not isinstance(plain.parser.get_parsed_content("inferer"), FlipTTAInferer)
+    assert isinstance(tta.parser.get_parsed_content("inferer").inferer, FlipTTAInferer)
+    assert not isinstance(plain.parser.get_parsed_content("inferer").inferer, FlipTTAInferer)
 
     prob = {
         run: {c: load(tmp_path / run / "probabilities" / f"{c}.nii.gz") for c in ("blob", "mirror")}

@@ -10,7 +10,9 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 
 from scripts.transforms.fit_in_plane import FitInPlane
-from scripts.transforms.slice_axis import ANISOTROPY_RATIO, SliceAxis, choose_axis
+from scripts.transforms.slice_axis import ANISOTROPY_RATIO, PLANE_NORMALS, SliceAxis, choose_axis
+
+PLANE_NAMES = {axis: plane for plane, axis in PLANE_NORMALS.items()}
 
 
 class PlaneInferer(Inferer):
@@ -34,6 +36,7 @@ class PlaneInferer(Inferer):
         planes: Sequence[str] = ("auto",),
         slice_axis: str = "auto",
         anisotropy_ratio: float = ANISOTROPY_RATIO,
+        on_pass: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         planes = [planes] if isinstance(planes, str) else list(planes)
@@ -44,6 +47,7 @@ class PlaneInferer(Inferer):
         choose_axis(slice_axis, torch.eye(4))
         self.inferer, self.spatial_size, self.ratio = inferer, int(spatial_size), float(anisotropy_ratio)
         self.planes = [slice_axis if plane == "auto" else plane for plane in planes]
+        self.on_pass = on_pass  # told the plane's name after each pass (scripts/networks/pass_progress.py)
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args, **kwargs) -> torch.Tensor:
         volumes = inputs if isinstance(inputs, MetaTensor) else MetaTensor(inputs)
@@ -65,6 +69,8 @@ class PlaneInferer(Inferer):
         permute, fit = SliceAxis(), FitInPlane(self.spatial_size)
         fitted = fit(permute(volume, axis))
         logits = self.inferer(fitted.as_tensor()[None], network, *args, **kwargs)[0]
+        if self.on_pass is not None:
+            self.on_pass(PLANE_NAMES[axis])
         restored = MetaTensor(
             torch.as_tensor(logits).float(), affine=fitted.affine, applied_operations=list(fitted.applied_operations)
         )

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from monai.inferers import Inferer, SlidingWindowInferer
 
 from scripts.networks.context_slices import ContextSliceInferer
-from scripts.networks.flip_tta import with_flip_tta
+from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
+from scripts.networks.pass_progress import PassProgress
 from scripts.networks.plane_inferer import PlaneInferer
 
 
@@ -24,7 +25,8 @@ def volume_inferer(
     ``slice_batch`` at a time (2.5D: each with its ``context_slices`` neighbours as channels), or a 3D network's
     sliding window of ``patch_size`` runs over the fitted volume (``sw_*``); with ``tta``, flip test-time
     augmentation around it all. Validation during training, evaluation and inference all build their inferer here,
-    so a model is run the same way wherever it is scored."""
+    so a model is run the same way wherever it is scored. A scan that takes long logs its progress (``PassProgress``).
+    """
     if model_settings["unet_dimensions"] == "3D":
         slices = SlidingWindowInferer(
             roi_size=model_settings["patch_size"], sw_batch_size=sw_batch_size, overlap=sw_overlap, mode=sw_mode
@@ -32,4 +34,8 @@ def volume_inferer(
     else:
         slices = ContextSliceInferer(context_slices=model_settings["context_slices"], slice_batch=slice_batch)
     planes_inferer = PlaneInferer(slices, model_settings["spatial_size"], planes, model_settings["slice_axis"])
-    return with_flip_tta(planes_inferer, tta)
+    inferer = with_flip_tta(planes_inferer, tta)
+    flips = len(inferer.flips) if isinstance(inferer, FlipTTAInferer) else 1
+    progress = PassProgress(inferer, passes=len(set(planes_inferer.planes)) * flips)
+    planes_inferer.on_pass = progress.pass_done
+    return progress
