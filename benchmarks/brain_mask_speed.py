@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.baseline_masks import TOOLS, baseline_masks
+from benchmarks.baseline_masks import TOOLS, baseline_masks, case_of
 from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR
 
 # what the bundle is timed with: inference.json's defaults, then cheaper passes over the same model
@@ -51,7 +51,7 @@ def bundle_seconds(scan: Path, out_dir: Path, overrides: str) -> float:
 
 def tool_seconds(tool: str, scan: Path, out_dir: Path, python: str | None) -> float:
     baseline_masks(tool, [scan], out_dir, python)
-    return json.loads((out_dir / "seconds.json").read_text())[scan.name[: -len("_0000.nii.gz")]]
+    return json.loads((out_dir / "seconds.json").read_text())[case_of(scan)]
 
 
 def main(argv=None) -> dict:

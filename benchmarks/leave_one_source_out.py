@@ -105,6 +105,7 @@ def run_fold(
     images = sorted((fold / "test" / "imagesTr").iterdir())
     tools = {tool: work_dir / "baselines" / tool for tool in baselines}
     masks = {tool: baseline_masks(tool, images, folder, baseline_python) for tool, folder in tools.items()}
+    seconds = {tool: json.loads((folder / "seconds.json").read_text()) for tool, folder in tools.items()}
     rows = []
     for case in test_cases:
         label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
@@ -114,9 +115,8 @@ def run_fold(
             "train_minutes": minutes,
             **score(fold / "predictions" / f"{case['case']}.nii.gz", label),
         }
-        for tool, folder in tools.items():
-            seconds = json.loads((folder / "seconds.json").read_text())
-            row[tool] = {**score(masks[tool][case["case"]], label), "seconds": seconds.get(case["case"])}
+        for tool in tools:
+            row[tool] = {**score(masks[tool][case["case"]], label), "seconds": seconds[tool].get(case["case"])}
         rows.append(row)
     return rows
 
