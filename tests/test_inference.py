@@ -285,7 +285,7 @@ def test_ckpt_path_takes_a_training_checkpoint(trained_bundle, tmp_path, one_tor
 # --- bad input --------------------------------------------------------------------------------------------------
 def test_bad_input_is_one_line_naming_the_path_and_the_fix(tmp_path, one_torch_thread):
     missing = tmp_path / "nope"
-    with pytest.raises(DatasetError, match=f"{missing}: folder not found; set --dataset_dir"):
+    with pytest.raises(DatasetError, match=f"{missing}: no such file or folder; set --dataset_dir to a NIfTI scan"):
         find_images(str(missing))
     (tmp_path / "root" / "imagesTs").mkdir(parents=True)
     (tmp_path / "root" / "notes.txt").write_text("x")

@@ -72,8 +72,10 @@ def test_spleen_style_unit_test_from_the_zoo_root(tmp_path, monkeypatch, mode):
     common["logging_file"] = f"{root}/configs/logging.conf"
     train_files = [f"{root}/configs/train.json"] + ([f"{root}/{MODES[mode]['train']}"] if MODES[mode]["train"] else [])
     overrides = {"dataset_dir": str(data), **FAST, **MODES[mode]["settings"]}
+    # the copy holds the shipped model, trained on other data: training replaces it only when told to
+    replace = {"replace_model": True}
 
-    run_checked(ConfigWorkflow(workflow_type="train", config_file=train_files, **common, **overrides))
+    run_checked(ConfigWorkflow(workflow_type="train", config_file=train_files, **common, **overrides, **replace))
     trained = json.loads((tmp_path / root / "models" / "model.json").read_text())
     assert trained["unet_dimensions"] == mode
     # evaluation overrides train.json, so it is checked as a train workflow, as the zoo does

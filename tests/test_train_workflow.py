@@ -77,6 +77,7 @@ def test_one_epoch_on_mixed_volumes(dataset, tmp_path):
     # the settings the network expects travel with it: beside model.pt and inside every checkpoint
     settings = json.loads((bundle_root / "models" / "model.json").read_text())
     assert settings["network_args"]["spatial_dims"] == 2 and settings["spatial_size"] == FAST["spatial_size"]
+    assert settings.pop("trained_on") == str((dataset / "imagesTr").resolve())  # what a later run may not replace
     assert settings == workflow.parser.get_parsed_content("model_settings")
     for name in ("best.pth", "last.pth"):
         state = torch.load(run_root / stamp / "checkpoints" / name, weights_only=True)

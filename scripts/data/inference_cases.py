@@ -1,7 +1,13 @@
-"""Find the scans to predict in a flat folder and name each mask after its case."""
+"""Find the scans to predict (one file, a flat folder, a glob or a list of these) and name the files written for each:
+its mask, and on request the skull-stripped scan and the probabilities.
+
+Every output path is decided here, once, and carried in the data list (``mask_path``, ``brain_path``,
+``probabilities_path``), so the checks below (no scan replaced, no two outputs on one file, no mask written twice,
+room on the disk) look at exactly the files the savers will write."""
 
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
 
@@ -9,10 +15,23 @@ import nibabel as nib
 from monai.utils import ImageMetaKey
 
 from scripts.config.flags import as_bool
+from scripts.config.output_space import NIFTI_HEADER_BYTES, output_problems
 from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id
 from scripts.data.nifti_reader import header_problem
 
 logger = logging.getLogger(__name__)
+
+HINT = (
+    "set --dataset_dir to a NIfTI scan, a folder of <case>_0000.nii.gz or <case>.nii.gz scans, "
+    "a glob such as '/data/*_T1w.nii.gz', or a list of these"
+)
+GLOB_CHARACTERS = "*?["
+# what each output is called in messages, and its bytes per voxel uncompressed (the brain: the scan's own type)
+OUTPUTS = {
+    "mask_path": ("mask", 1),
+    "brain_path": ("skull-stripped scan", None),
+    "probabilities_path": ("probabilities", 4),
+}
 
 
 def scan_case_id(path: str | Path) -> str:
@@ -37,59 +56,159 @@ def check_single_channel_3d(path: Path) -> None:
         raise DatasetError(f"{path}: shape {shape}, but the model takes single-channel 3D scans; pass (H, W, D) images")
 
 
-def find_images(folder: str) -> list[dict[str, str]]:
-    """``[{"image": path, "case": case id}, ...]`` for every ``*.nii.gz``/``*.nii`` in ``folder`` (not recursive)."""
-    root = Path(folder)
-    hint = "set --dataset_dir to a folder of <case>_0000.nii.gz or <case>.nii.gz scans"
-    if not root.is_dir():
-        raise DatasetError(f"{root}: folder not found; {hint}")
-    scans = [p for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".") and case_id(p) is not None]
+def is_scan(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and case_id(path) is not None
+
+
+def folder_scans(root: Path) -> list[Path]:
+    """The ``*.nii.gz``/``*.nii`` files in ``root`` (not recursive); none is an error that names the sub-folder of
+    scans an nnU-Net dataset folder has."""
+    scans = [p for p in sorted(root.iterdir()) if is_scan(p)]
     if not scans:
         sub = next((root / s for s in ("imagesTs", "imagesTr") if (root / s).is_dir()), None)
-        fix = f"--dataset_dir {sub}" if sub is not None else hint
-        raise DatasetError(f"{root}: no .nii.gz or .nii scans found; {fix if sub is None else 'use ' + fix}")
+        fix = f"use --dataset_dir {sub}" if sub is not None else HINT
+        raise DatasetError(f"{root}: no .nii.gz or .nii scans found; {fix}")
+    return scans
+
+
+def entry_scans(entry: str) -> list[Path]:
+    """The scans one entry of ``dataset_dir`` names: a NIfTI file, a folder's scans, or a glob's matching scans. An
+    existing path is taken as it is, so a folder whose name has ``[`` is no pattern."""
+    path = Path(entry)
+    if path.is_dir():
+        return folder_scans(path)
+    if path.is_file():
+        if case_id(path) is None:
+            raise DatasetError(f"{path}: not a NIfTI file (.nii.gz or .nii); {HINT}")
+        return [path]
+    if any(c in entry for c in GLOB_CHARACTERS):
+        matches = [p for p in sorted(Path(m) for m in glob.glob(entry, recursive=True)) if is_scan(p)]
+        if not matches:
+            raise DatasetError(f"{entry}: no .nii.gz or .nii file matches this pattern; {HINT}")
+        return matches
+    raise DatasetError(f"{path}: no such file or folder; {HINT}")
+
+
+def find_images(source) -> list[dict[str, str]]:
+    """``[{"image": path, "case": case id}, ...]`` for the scans ``source`` names (a file, a folder, a glob, or a list
+    of these), each checked from its header; a scan named twice counts once, two scans with one case id are refused
+    (their masks would have one name)."""
+    entries = [str(e) for e in source] if isinstance(source, (list, tuple)) else [str(source)]
+    if not entries:
+        raise DatasetError(f"--dataset_dir is an empty list; {HINT}")
     cases: dict[str, Path] = {}
-    for path in scans:
-        check_single_channel_3d(path)
+    for path in (scan for entry in entries for scan in entry_scans(entry)):
         cid = scan_case_id(path)
+        if cid in cases and cases[cid].resolve() == path.resolve():
+            continue
+        check_single_channel_3d(path)
         if cid in cases:
             raise DatasetError(f"{path} and {cases[cid]} both give the case id {cid!r}; keep only one of them")
         cases[cid] = path
-    logger.info("%d scan(s) to predict in %s", len(cases), root)
+    logger.info("%d scan(s) to predict in %s", len(cases), ", ".join(entries))
     return [{"image": str(path), "case": cid} for cid, path in cases.items()]
 
 
-def scans_to_predict(
-    folder: str, output_dir: str, other_outputs: list[str] = (), overwrite=False
-) -> list[dict[str, str]]:
-    """:func:`find_images`, less the cases whose mask is already in ``output_dir`` (one line each) unless
-    ``overwrite``; refused with one line, before anything is written, if an output folder is the scans' folder or any
-    output file would be one of the scans. Bad input ends the process with that line (no traceback)."""
-    try:
-        images = find_images(folder)
-        scans = {Path(item["image"]).resolve() for item in images}
-        for out in [output_dir, *other_outputs]:
-            if Path(out).resolve() == Path(folder).resolve():
-                raise DatasetError(f"{out}: this is the folder of the scans to predict; pass another --output_dir")
-            for item in images:
-                target = (Path(out) / f"{item['case']}.nii.gz").resolve()
-                if target in scans:
-                    raise DatasetError(
-                        f"{target}: a scan to predict, which its mask would replace; pass another --output_dir"
-                    )
-    except DatasetError as error:
-        raise SystemExit(f"input error: {error}") from None
-    if as_bool(overwrite, "overwrite"):
-        return images
-    todo = []
+def single_file_problem(key: str, name: str, scans: int) -> str | None:
+    """``mask_file`` and ``brain_file`` name one NIfTI file, so they need one scan."""
+    if case_id(Path(name)) is None:
+        return f"{key}={name}: not a NIfTI file name; end it in .nii.gz or .nii"
+    if scans != 1:
+        return f"{key}={name}: one file, but --dataset_dir gives {scans} scans; pass --output_dir, a folder, instead"
+    return None
+
+
+def plan_outputs(
+    images: list[dict], output_dir: str, mask_file="", brain_file="", save_brain: bool = False, probabilities_dir=None
+) -> list[tuple[dict, str, str]]:
+    """Add ``mask_path`` (and ``brain_path``, ``probabilities_path`` when asked for) to each item of ``images``;
+    ``[(item, field, key that chose its folder), ...]``. Refused, as a ``DatasetError``: a file name given as
+    ``output_dir``; ``mask_file``/``brain_file`` with other than one scan; an output into a folder of scans (a later
+    run would take the masks for scans), onto a scan, or onto another output."""
+    for key, name in (("mask_file", mask_file), ("brain_file", brain_file)):
+        if name and (problem := single_file_problem(key, name, len(images))):
+            raise DatasetError(problem)
+    if case_id(Path(output_dir)) is not None and not Path(output_dir).is_dir():
+        raise DatasetError(
+            f"output_dir={output_dir}: a folder for the masks, not a file; for one scan pass --mask_file "
+            f"{output_dir} (its mask) or --brain_file {output_dir} (the skull-stripped scan)"
+        )
+    scans = {Path(item["image"]).resolve() for item in images}
+    scan_folders = {scan.parent for scan in scans}
+    written: dict[Path, str] = {}
+    planned = []
     for item in images:
-        mask = Path(output_dir) / f"{item['case']}.nii.gz"
-        if mask.exists():
-            logger.info("%s: exists, not predicted again (--overwrite true replaces it)", mask)
-        else:
-            todo.append(item)
-    if not todo:
-        logger.info("Nothing to predict: every mask is already in %s", output_dir)
+        cid = item["case"]
+        mask = Path(mask_file) if mask_file else Path(output_dir) / f"{cid}.nii.gz"
+        mask_key = "mask_file" if mask_file else "output_dir"
+        outputs = [("mask_path", mask, mask_key)]
+        if brain_file or save_brain:
+            brain = Path(brain_file) if brain_file else mask.parent / f"{cid}_brain.nii.gz"
+            outputs.append(("brain_path", brain, "brain_file" if brain_file else mask_key))
+        if probabilities_dir:
+            outputs.append(("probabilities_path", Path(probabilities_dir) / f"{cid}.nii.gz", "probabilities_dir"))
+        for field, path, key in outputs:
+            what, target = f"the {OUTPUTS[field][0]} of {cid!r}", path.resolve()
+            if key in ("output_dir", "probabilities_dir") and target.parent in scan_folders:
+                raise DatasetError(f"{path.parent}: this is the folder of the scans to predict; pass another --{key}")
+            if target in scans:
+                raise DatasetError(f"{target}: a scan to predict, which {what} would replace; pass another --{key}")
+            if target in written:
+                raise DatasetError(f"{path}: would be both {written[target]} and {what}; pass another --{key}")
+            written[target] = what
+            item[field] = str(path)
+            planned.append((item, field, key))
+    return planned
+
+
+def output_bytes(item: dict, field: str) -> int:
+    """Uncompressed size of one output: the scan's voxel count times the bytes of the output's voxel type."""
+    img = nib.load(item["image"])
+    per_voxel = OUTPUTS[field][1] or img.get_data_dtype().itemsize
+    voxels = 1
+    for n in img.shape:
+        voxels *= int(n)
+    return NIFTI_HEADER_BYTES + voxels * per_voxel
+
+
+def scans_to_predict(
+    dataset_dir,
+    output_dir: str,
+    probabilities_dir: str | None = None,
+    overwrite=False,
+    mask_file: str = "",
+    brain_file: str = "",
+    save_brain=False,
+) -> list[dict[str, str]]:
+    """:func:`find_images` with each item's output paths (:func:`plan_outputs`), less the cases whose mask exists
+    (one line each) unless ``overwrite``. Everything is checked before the first scan is read: bad input ends the
+    process with ``input error: <one line>``, a folder that cannot take its files (no permission, read-only, too
+    little free space) with ``output error: <one line>`` naming it; no traceback."""
+    try:
+        overwrite, save_brain = as_bool(overwrite, "overwrite"), as_bool(save_brain, "save_brain")
+        images = find_images(dataset_dir)
+        planned = plan_outputs(images, output_dir, mask_file, brain_file, save_brain, probabilities_dir)
+    except ValueError as error:  # a DatasetError, or a flag that is not true or false
+        raise SystemExit(f"input error: {error}") from None
+    todo = images
+    if not overwrite:
+        todo = []
+        for item in images:
+            if Path(item["mask_path"]).exists():
+                logger.info("%s: exists, not predicted again (--overwrite true replaces it)", item["mask_path"])
+            else:
+                todo.append(item)
+        if not todo:
+            logger.info("Nothing to predict: every mask is already written")
+    needs: dict[str, tuple[str, int]] = {}
+    todo_ids = {id(item) for item in todo}
+    for item, field, key in planned:
+        if id(item) in todo_ids:
+            folder = str(Path(item[field]).parent)
+            previous = needs.get(folder, (key, 0))
+            needs[folder] = (previous[0], previous[1] + output_bytes(item, field))
+    if problems := output_problems(needs):
+        raise SystemExit("output error: " + "\n  ".join(problems))
     return todo
 
 

@@ -7,7 +7,6 @@ Volumes are read one at a time, so checking hundreds of scans needs the memory o
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from scripts.config.flags import as_bool
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.data.cases import expected_image, find_cases, pair_cases
 from scripts.data.nifti_reader import close_streams, header_problem, open_nifti
 
@@ -215,7 +215,7 @@ def verified_cases(images_dir, labels_dir, binarize_labels=False, label_threshol
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ToolArgumentParser(prog="python -m scripts.data.verify_data", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset_dir", required=True)
     parser.add_argument("--training_images", help="default: <dataset_dir>/imagesTr")
     parser.add_argument("--training_labels", help="default: <dataset_dir>/labelsTr")

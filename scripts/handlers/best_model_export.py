@@ -19,14 +19,23 @@ logger = logging.getLogger(__name__)
 
 class ExportBestModel:
     """On ``COMPLETED`` (normal end or early stop): load ``best.pth`` into the network (on every rank) and
-    save its bare state dict (model-zoo convention) to ``model_path`` and ``model_settings`` beside it (rank 0).
+    save its bare state dict (model-zoo convention) to ``model_path`` and ``model_settings`` beside it (rank 0), with
+    ``trained_on``, the training images' folder, that keeps a later run on other data from replacing it.
     Without a best checkpoint the last weights are kept."""
 
-    def __init__(self, network: torch.nn.Module, best_checkpoint: str, model_path: str, model_settings: dict) -> None:
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        best_checkpoint: str,
+        model_path: str,
+        model_settings: dict,
+        trained_on: str | None = None,
+    ) -> None:
         self.network = network
         self.best_checkpoint = Path(best_checkpoint)
         self.model_path = Path(model_path)
         self.model_settings = dict(model_settings)
+        self.trained_on = None if trained_on is None else str(Path(trained_on).resolve())
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -50,5 +59,5 @@ class ExportBestModel:
         else:
             logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
         if idist.get_rank() == 0:
-            settings_file.write(self.model_settings, self.model_path)
+            settings_file.write(self.model_settings, self.model_path, self.trained_on)
             save_durably(unwrap(self.network).state_dict(), self.model_path)

@@ -40,6 +40,12 @@ class EarlyStoppingOnValidation:
         )
         self.best_epoch = 0
 
+    @property
+    def best_value(self) -> float | None:
+        """The lowest ``metric`` so far, with the metric's own sign (the stopper runs with ``mode="min"`` on the
+        metric itself, not on its negative as Ignite's examples do); ``None`` before the first validation."""
+        return None if self.stopper.best_score is None else float(self.stopper.best_score)
+
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 

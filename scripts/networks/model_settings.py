@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from scripts.config.flags import as_bool
 from scripts.persistence.durable_disk_saver import write_text_durably
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 TRAIN_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train.json"
 # about the labels a model is scored against, not about its input: an evaluation may set it for other data
 NOT_ENFORCED = ("label_threshold",)
+# model.json's record of the data the model was trained on: not a setting (read() leaves it out)
+TRAINED_ON = "trained_on"
 
 
 def sidecar(weights_path) -> Path:
@@ -28,9 +31,34 @@ def sidecar(weights_path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def write(settings: dict, weights_path) -> None:
-    """Write ``settings`` beside ``weights_path`` durably (temp file, fsync, rename)."""
-    write_text_durably(json.dumps(settings, indent=4, sort_keys=True) + "\n", sidecar(weights_path))
+def write(settings: dict, weights_path, trained_on: str | None = None) -> None:
+    """Write ``settings`` beside ``weights_path`` durably (temp file, fsync, rename), with ``trained_on`` (the data's
+    folder) under :data:`TRAINED_ON`, which :func:`refuse_replacing` reads."""
+    record = {**settings, **({TRAINED_ON: str(trained_on)} if trained_on is not None else {})}
+    write_text_durably(json.dumps(record, indent=4, sort_keys=True) + "\n", sidecar(weights_path))
+
+
+def refuse_replacing(model_path, training_images, replace_model=False) -> None:
+    """End the process with one line, before any work, if training would overwrite ``model_path`` while it holds a
+    model trained on other data than ``training_images`` (the shipped brain model, another task's model): the
+    model-zoo layout writes ``models/model.pt``, and a user pointing train.json at their data must not lose the
+    shipped model without a word. A rerun on the same data replaces its own model as before."""
+    path = Path(model_path)
+    if not path.is_file() or as_bool(replace_model, "replace_model"):
+        return
+    recorded = None
+    if sidecar(path).is_file():
+        try:
+            recorded = json.loads(sidecar(path).read_text()).get(TRAINED_ON)
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+    here = str(Path(training_images).resolve())
+    if recorded == here:
+        return
+    raise SystemExit(
+        f"{path}: holds a model trained on {recorded or 'data not recorded'}, not on {here}; pass --model_path with "
+        f"another file (e.g. --model_path runs/my_task/model.pt) to keep it, or --replace_model true to overwrite it"
+    )
 
 
 def default_settings() -> dict:
@@ -54,7 +82,7 @@ def _recorded_settings(path: Path) -> dict | None:
             return settings
     if sidecar(path).is_file():
         try:
-            return json.loads(sidecar(path).read_text())
+            return {k: v for k, v in json.loads(sidecar(path).read_text()).items() if k != TRAINED_ON}
         except (OSError, ValueError) as error:
             raise SystemExit(
                 f"{sidecar(path)}: not readable JSON ({error}); restore it from the model's release "

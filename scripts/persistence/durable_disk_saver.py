@@ -23,11 +23,37 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process's umask, read anew on every call (a program may change it between two writes).
+
+    POSIX can only read the umask by setting it; where Linux shows it in ``/proc/self/status`` (4.7+) it is read from
+    there, so no other thread ever creates a file under a borrowed mask. Elsewhere it is set and put back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # while borrowed, a file another thread creates is private rather than world-writable
+    os.umask(mask)
+    return mask
+
+
+def ordinary_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: ``0o666`` less the umask (``0o644`` under umask 022, ``0o664``
+    under 002). ``tempfile.mkstemp`` creates ``0o600`` whatever the umask, which would keep every output from the
+    user's group."""
+    return 0o666 & ~current_umask()
+
+
 def replace_durably(write: Callable[[Path], None], path: Path, suffix: str = ".part") -> None:
     """``write(temporary path)`` beside ``path``, fsync that file, rename it to ``path``, fsync the folder: readers
     never see a partial file under the final name, and a power cut cannot leave an empty one. If ``write`` raises
     (a check that fails included), nothing is renamed and the temporary file is removed. ``suffix`` ends the
-    temporary name (writers that choose their format by extension need it)."""
+    temporary name (writers that choose their format by extension need it). The file gets the mode an ordinary
+    write would (:func:`ordinary_file_mode`), set before the rename, so the final name never shows the temporary
+    file's ``0o600``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
@@ -35,6 +61,7 @@ def replace_durably(write: Callable[[Path], None], path: Path, suffix: str = ".p
     try:
         write(Path(tmp_name))
         with open(tmp_name, "rb+") as written:
+            os.fchmod(written.fileno(), ordinary_file_mode())
             os.fsync(written.fileno())
         os.replace(tmp_name, path)
     except BaseException:

@@ -26,6 +26,7 @@ from typing import Any
 
 from scripts.config.cli_overrides import split_overrides
 from scripts.config.config_check import problems_in
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.tools.launch import run_training
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ CONFIG_KEYS = ("lr", "max_lr", "loss_function", "augmentations", "dropout_rate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="python -m scripts.tools.app",
         description="Train the slice-wise U-Net with the original SMALabeller app's flags. Flags left out keep the "
         "bundle's defaults (configs/train.json); any other --key value is passed on as a bundle override.",

@@ -13,11 +13,12 @@ column) over every fold evaluated in ``cv_dir`` so far. The metrics are evaluate
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
+from scripts.config.setting_names import check_names
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR, config_files, run_bundle
 
@@ -91,7 +92,7 @@ def write_tables(rows: list[dict], cv_dir: Path, seconds: dict[int, float]) -> s
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ToolArgumentParser(prog="python -m scripts.tools.cross_validate", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset_dir", required=True, help="nnU-Net layout with imagesTr/labelsTr")
     parser.add_argument("--num_folds", type=int, default=5)
     parser.add_argument("--folds", default="", help="comma-separated subset of folds to run, e.g. 0,2 (default all)")
@@ -104,6 +105,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"num_folds={args.num_folds}: cross-validation needs at least 2 folds, e.g. --num_folds 5")
     if len(overrides) % 2 or any(not key.startswith("--") for key in overrides[::2]):
         raise SystemExit(f"overrides must be --key value pairs, got: {' '.join(overrides)}")
+    named = dict(zip(overrides[::2], overrides[1::2], strict=True))
+    check_names([key[2:] for key in named], config_files(named.get("--unet_dimensions")))
     folds = [int(f) for f in args.folds.split(",") if f.strip()] or list(range(args.num_folds))
     cv_dir = Path(args.cv_dir).resolve()
     cv_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ def main(argv=None) -> None:
             str(model),
             *overrides,
         ]
-        train_files = config_files(dict(zip(overrides[::2], overrides[1::2], strict=True)).get("--unet_dimensions"))
+        train_files = config_files(named.get("--unet_dimensions"))
         print(f"fold {fold}/{args.num_folds - 1}: training (log {fold_dir / 'train.log'})", flush=True)
         took = run_bundle(train_files, common, fold_dir / "train.log")
         print(f"fold {fold}: evaluating its validation volumes (log {fold_dir / 'evaluate.log'})", flush=True)

@@ -17,12 +17,13 @@ from there by this tool, never by hand:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from pathlib import Path
 
 from monai.bundle import ConfigParser
+
+from scripts.config.tool_arguments import ToolArgumentParser
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 LAYERED_FILES = ("train_2.5d.json", "train_3d.json", "multi_gpu_train.json")
@@ -171,7 +172,7 @@ def stale_keys(config_dir: Path, name: str, text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ToolArgumentParser(prog="python -m scripts.tools.derive_configs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a derived key is stale")
     parser.add_argument("--config_dir", type=Path, default=CONFIG_DIR)
     args = parser.parse_args(argv)

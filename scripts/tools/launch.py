@@ -98,14 +98,19 @@ def build_workflow(
     :func:`config_files`) with ``overrides`` (config keys -> values), not yet initialized.
 
     ``bundle_root`` defaults to this bundle's folder, so demo data, ``runs/`` and ``models/`` land where
-    ``python -m monai.bundle run`` from the bundle root puts them.
+    ``python -m monai.bundle run`` from the bundle root puts them. An override that names no setting ends the process
+    with status 2 and one line (``scripts.config.setting_names``).
     """
     ensure_importable()
     from monai.bundle import ConfigWorkflow
 
+    from scripts.config.setting_names import check_names
+
     settings = {"bundle_root": str(BUNDLE_ROOT), **overrides}
+    files = files or config_files(settings.get("unet_dimensions"))
+    check_names(settings, files)
     return ConfigWorkflow(
-        config_file=files or config_files(settings.get("unet_dimensions")),
+        config_file=files,
         meta_file=str(METADATA),
         logging_file=str(LOGGING) if logging_file is None else logging_file,
         workflow_type=workflow_type,

@@ -12,7 +12,6 @@ with torch alone.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import inspect
 import json
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.networks.weights import load_weights
 from scripts.persistence.durable_disk_saver import replace_durably
 
@@ -110,7 +110,7 @@ def max_abs_diff(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.tools.onnx_export", description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(prog="python -m scripts.tools.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_file", default="models/model.pt", help="models/model.pt or a training checkpoint")
     parser.add_argument("--filepath", default="models/model.onnx", help="where the ONNX model goes")
     parser.add_argument(

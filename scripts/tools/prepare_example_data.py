@@ -21,7 +21,6 @@ Every case is a different "acquisition" of a differently shaped head:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from scripts.config.tool_arguments import ToolArgumentParser
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def build(output_dir: str, num_cases: int = 8, num_test: int = 3, seed: int = 0)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ToolArgumentParser(prog="python -m scripts.tools.prepare_example_data", description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_cases", type=int, default=8)
     parser.add_argument("--num_test", type=int, default=3, help="the last cases go to imagesTs/labelsTs")

@@ -36,7 +36,6 @@ external check and are never written here (pynets ships some of them; they are n
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import logging
@@ -51,6 +50,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.tools.brain_mask_rule import to_rule
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(prog="python -m scripts.tools.prepare_real_t1", description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="real_t1")
     parser.add_argument(
         "--download_dir", default=None, help="where the packages are kept (default <output_dir>_packages)"

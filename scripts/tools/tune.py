@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.config.cli_overrides import split_overrides
+from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
 from scripts.tools.launch import BUNDLE_ROOT, ensure_importable
 
@@ -64,7 +65,7 @@ def search_space() -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="python -m scripts.tools.tune",
         description="Ray Tune search over lr, max_lr, loss_function, augmentations and dropout_rate with ASHA; "
         "any other --key value is a bundle override for every trial.",
@@ -104,6 +105,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
             parser.error(f"--{name} must be >= 1")
     if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
         parser.error("--cpus_per_trial must be > 0 and --gpus_per_trial >= 0")
+    from scripts.config.setting_names import check_names
+    from scripts.tools.launch import config_files
+
+    check_names(overrides, config_files(overrides.get("unet_dimensions")))
     return args, overrides
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from monai.data.utils import is_no_channel
@@ -9,6 +10,8 @@ from monai.transforms import SaveImaged
 from monai.utils import MetaKeys
 
 from scripts.persistence.durable_disk_saver import replace_durably
+
+logger = logging.getLogger(__name__)
 
 
 class SaveLikeInputd(SaveImaged):
@@ -19,14 +22,37 @@ class SaveLikeInputd(SaveImaged):
     ``SaveImaged`` squeezes trailing singletons for every file or for none; and in MONAI 1.6 squeezing an array
     that was loaded with a channel axis (``original_channel_dim=-1``) leaves a 3D tensor that the NIfTI writer
     takes for a 2D image ("Affine ... is not invertible"). Here the squeeze follows ``original_channel_dim``.
+
+    MONAI's writer logs the name it writes, which here is the temporary one (``writing: .../.tmp-x1y2.nii.gz``): a
+    name that never exists once the run is over. Its line is silenced and, with ``print_log`` (the default), the
+    final name is logged once the file is in place.
+
+    ``path_key``: the item's key that holds the file to write (``.nii.gz`` or ``.nii``), for outputs whose names are
+    decided with the data list (``scripts/data/inference_cases.py``) rather than by ``output_dir`` and
+    ``output_name_formatter``.
     """
+
+    def __init__(self, *args, path_key: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.path_key = path_key
+        self.print_log = bool(self.saver.write_kwargs.get("verbose", True))
+        self.saver.set_options(write_kwargs={"verbose": False})
 
     def __call__(self, data):
         d = dict(data)
         for key in self.key_iterator(d):
             had_channel = not is_no_channel(d[key].meta.get(MetaKeys.ORIGINAL_CHANNEL_DIM, "no_channel"))
             self.saver.set_options(data_kwargs={"squeeze_end_dims": not had_channel, "channel_dim": 0})
-            final = Path(self.saver.folder_layout.filename(**self.saver.fname_formatter(d[key].meta, self.saver)))
+            if self.path_key is not None:
+                final = Path(d[self.path_key])
+                # the writers that take .nii.gz take .nii; SaveImage adds output_ext to the name it is given
+                self.saver.output_ext = ".nii.gz" if final.name.endswith(".nii.gz") else final.suffix
+            else:
+                final = Path(self.saver.folder_layout.filename(**self.saver.fname_formatter(d[key].meta, self.saver)))
             ext = self.saver.output_ext
             replace_durably(lambda tmp: self.saver(img=d[key], filename=str(tmp)[: -len(ext)]), final, suffix=ext)
+            if self.saver.savepath_in_metadict:  # the saver recorded the temporary name
+                d[key].meta[MetaKeys.SAVED_TO] = str(final)
+            if self.print_log:
+                logger.info("wrote %s", final)
         return d
