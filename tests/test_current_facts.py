@@ -33,3 +33,15 @@ def test_the_model_cards_verify_metadata_command_works_offline_from_the_reposito
     assert schema.is_file() and schema.is_relative_to(BUNDLE), schema  # kept in the repository: no download
     result = subprocess.run([sys.executable, *args[1:]], cwd=BUNDLE, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "metadata is verified with no error" in result.stdout + result.stderr
+
+
+def test_inference_on_a_fresh_clone_without_demo_data_says_what_to_pass(tmp_path):
+    from tests.conftest import INFERENCE_CONFIG, run_bundle
+
+    ckpt = str(BUNDLE / "models" / "model.pt")
+    result = run_bundle(["--config_file", INFERENCE_CONFIG, "--bundle_root", str(tmp_path), "--ckpt_path", ckpt])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        f"input error: {tmp_path / 'demo_data' / 'imagesTr'}: no such file or folder; set --dataset_dir"
+    )
