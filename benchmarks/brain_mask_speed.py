@@ -26,11 +26,11 @@ from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks, case_of
 from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR
 
-# what the bundle is timed with: inference.json's defaults, then cheaper passes over the same model
+# what the bundle is timed with: inference.json's defaults, then flip TTA on top, then one plane alone
 BUNDLE_SETTINGS = {
-    "bundle (3 planes, flip TTA: 12 passes)": "",
-    "bundle (3 planes, no TTA)": "--tta false",
-    "bundle (1 plane, no TTA)": "--inference_planes ['auto'] --tta false",
+    "bundle (3 planes, no TTA: the default)": "",
+    "bundle (3 planes, flip TTA: 12 passes)": "--tta true",
+    "bundle (1 plane, no TTA)": "--inference_planes ['auto']",
 }
 
 

@@ -223,8 +223,8 @@ def test_brain_mask_speed_times_each_bundle_setting_in_whole_processes(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     seconds = json.loads(out.read_text())["seconds"]
     assert list(seconds) == [
+        "bundle (3 planes, no TTA: the default)",
         "bundle (3 planes, flip TTA: 12 passes)",
-        "bundle (3 planes, no TTA)",
         "bundle (1 plane, no TTA)",
     ]
     assert all(len(v) == 1 and v[0] > 0 for v in seconds.values())
