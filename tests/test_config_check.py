@@ -59,7 +59,7 @@ def test_every_setting_is_checked_and_recorded_from_run_config():
 
 def test_a_setting_without_its_own_rule_is_checked_against_its_default():
     found = problems_in({**GOOD, "num_workers": "two", "inference_planes": "axial", "sw_overlap": "half"})
-    assert "num_workers='two': must be a whole number, like the default --num_workers 2" in found
+    assert "num_workers='two': must be a whole number >= 0, e.g. --num_workers 2" in found  # a rule of its own now
     assert any(line.startswith("inference_planes='axial': must be a list") for line in found)
     assert any(line.startswith("sw_overlap='half': must be a number") for line in found)
     assert problems_in({**GOOD, "num_workers": 0, "sw_overlap": 0.5, "comment": 7}) == []
@@ -123,3 +123,86 @@ def test_training_planes_and_iterations_per_epoch_are_checked():
     assert any(line.startswith("training_planes=['axial', 'oblique']") for line in found)
     assert any(line.startswith("iterations_per_epoch=0") for line in found)
     assert any(line.startswith("training_planes='axial'") for line in problems_in({**GOOD, "training_planes": "axial"}))
+
+
+# --- every number checked up front (issue 30, item 5) ------------------------------------------------------------
+def test_every_numeric_setting_has_a_rule():
+    """A numeric setting added to train.json without a range would go unchecked: each has a rule here or its own."""
+    from scripts.config.config_check import NUMBER_RULES
+
+    own_rules = {"val_set_size", "spatial_size", "lr", "max_lr", "context_slices", "num_folds", "fold"}
+    numeric = {k for k, v in literal_defaults().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric - own_rules <= set(NUMBER_RULES), numeric - own_rules - set(NUMBER_RULES)
+
+
+def test_each_number_out_of_its_range_is_one_line():
+    bad = {
+        "num_workers": -3,
+        "seed": -1,
+        "num_folds": -1,
+        "fold": -2,
+        "sw_overlap": 1.0,
+        "sw_batch_size": 0,
+        "slice_batch": 0,
+        "dropout_rate": 1.0,
+        "foreground_slice_share": 1.5,
+        "early_stop_patience": 0,
+        "early_stop_min_delta": -0.1,
+        "patches_per_volume": 0,
+        "max_lr": float("inf"),
+        "label_threshold": "high",
+    }
+    found = problems_in({**GOOD, **bad})
+    for key in bad:
+        assert len([line for line in found if line.startswith(f"{key}=") or f", {key}=" in line]) == 1, key
+    assert "num_workers=-3: must be a whole number >= 0, e.g. --num_workers 2" in found
+    assert "sw_overlap=1.0: must be a number in [0, 1), e.g. --sw_overlap 0.25" in found
+    assert "seed=-1: must be a whole number in [0, 4294967295], e.g. --seed 42" in found
+    assert "fold=-2: must be >= 0, e.g. --fold 0" in found
+    assert problems_in({**GOOD, "num_folds": 3, "fold": 3}) == [
+        "fold=3: must be 0 .. 2 with --num_folds 3, e.g. --fold 0"
+    ]
+    assert problems_in({**GOOD, "num_folds": 5, "fold": 4, "num_workers": 0, "label_threshold": "128"}) == []
+
+
+def test_inference_and_evaluation_check_their_numbers_too(tmp_path):
+    """Their settings are not all of training's, so they check the numbers they have; the shipped model."""
+    import pytest
+    from monai.bundle import ConfigWorkflow
+
+    from tests.conftest import EVALUATE_CONFIG, INFERENCE_CONFIG, LOGGING, METADATA
+
+    for config_file, kind in ((INFERENCE_CONFIG, "infer"), ([TRAIN_CONFIG, EVALUATE_CONFIG], "eval")):
+        workflow = ConfigWorkflow(
+            config_file=config_file,
+            meta_file=METADATA,
+            logging_file=LOGGING,
+            workflow_type=kind,
+            bundle_root=str(BUNDLE),
+            output_dir=str(tmp_path / "out"),
+            num_workers=-3,
+            sw_overlap=2,
+        )
+        with pytest.raises(SystemExit) as refused:
+            workflow.initialize()
+        assert str(refused.value) == (
+            "configuration error: num_workers=-3: must be a whole number >= 0, e.g. --num_workers 2\n"
+            "  sw_overlap=2: must be a number in [0, 1), e.g. --sw_overlap 0.25"
+        ), config_file
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_negative_num_workers_is_refused_before_the_data_check(tmp_path, dataset):
+    log = refused(tmp_path, dataset, num_workers=-3)
+    assert "configuration error: num_workers=-3: must be a whole number >= 0, e.g. --num_workers 2" in log
+    assert "case(s) checked" not in log and "DataLoader" not in log
+
+
+def test_a_split_that_leaves_one_volume_to_train_on_is_refused(tmp_path, dataset):
+    """``--val_set_size 0.99`` of 5 volumes held out 4 and trained on 1, without a word."""
+    log = refused(tmp_path, dataset, val_set_size=0.99)
+    assert (
+        "configuration error: val_set_size=0.99 holds out 4 of 5 labelled volume(s), leaving 1 to train on; training "
+        "needs at least 2: lower --val_set_size (or --num_folds) or add labelled volumes"
+    ) in log
+    assert "5 case(s) checked: 0 error(s)" in log  # the data was fine

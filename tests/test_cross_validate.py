@@ -39,3 +39,30 @@ def test_two_folds_score_every_case_once_and_write_the_tables(tmp_path):
 def test_bad_arguments_are_one_line(tmp_path):
     result = run_module(["scripts.tools.cross_validate", "--dataset_dir", str(tmp_path), "--num_folds", "1"])
     assert result.returncode != 0 and "num_folds=1" in result.stderr
+
+
+def test_tables_that_cannot_be_written_are_one_line_and_the_folds_stay(tmp_path, monkeypatch):
+    """A full disk when the tables are written (issue 30, item 2): the folds' own results are kept for --report_only."""
+    import errno
+
+    import pytest
+
+    from scripts.persistence.durable_disk_saver import WriteError
+    from scripts.tools import cross_validate
+
+    cv_dir = tmp_path / "cv"
+    (cv_dir / "fold_0" / "eval").mkdir(parents=True)
+    (cv_dir / "fold_0" / "eval" / "metrics.csv").write_text("case,dice\na,0.9\n")
+
+    def disk_full(text, path):
+        raise WriteError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cross_validate, "write_text_durably", disk_full)
+    args = ["--dataset_dir", str(tmp_path), "--num_folds", "2", "--cv_dir", str(cv_dir), "--report_only"]
+    with pytest.raises(SystemExit) as stopped:
+        cross_validate.main(args)
+    assert str(stopped.value) == (
+        f"cross-validation stopped: cannot write cv_metrics.csv in {cv_dir}: No space left on device; each fold's "
+        f"results in {cv_dir} are intact: --report_only writes the tables once there is room"
+    )
+    assert (cv_dir / "fold_0" / "eval" / "metrics.csv").read_text() == "case,dice\na,0.9\n"

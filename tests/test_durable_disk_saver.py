@@ -16,6 +16,81 @@ def test_fsyncs_file_and_directory_before_the_name_counts(tmp_path, monkeypatch)
     assert torch.equal(torch.load(tmp_path / "last.pth", weights_only=True)["w"], torch.ones(3))
 
 
+def test_the_durable_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(tmp_path, monkeypatch):
+    """The order is what makes it durable: the folder's fsync before the rename would flush a directory entry that
+    does not exist yet, and a power cut after the rename could leave ``last.pth`` naming nothing. Every earlier test
+    passed with that order swapped; this one records it."""
+    from scripts.persistence import durable_disk_saver
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        calls.append(("fsync folder" if os.path.isdir(target) else "fsync file", os.path.basename(target)))
+        real_fsync(fd)
+
+    def replace(source, destination):
+        calls.append(("rename", os.path.basename(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    durable_disk_saver.write_text_durably("a,b\r\n", tmp_path / "metrics.csv")
+    DurableDiskSaver(tmp_path)({"w": torch.ones(3)}, "last.pth")
+    assert [what for what, _ in calls] == ["fsync file", "rename", "fsync folder"] * 2
+    assert calls[0][1].startswith(".tmp-") and calls[0][1].endswith(".part") and calls[1][1] == "metrics.csv"
+    assert calls[2][1] == tmp_path.name and calls[4][1] == "last.pth"
+
+
+def test_a_full_disk_is_one_write_error_naming_the_file_and_its_folder(tmp_path, monkeypatch):
+    """torch's zip writer turns the file's ENOSPC into ``RuntimeError: [enforce fail at inline_container.cc] ...
+    unexpected pos``; the write still reports it as the OSError it is, naming the file and its folder."""
+    import builtins
+    import errno
+
+    from scripts.persistence.durable_disk_saver import WriteError
+
+    saver = DurableDiskSaver(tmp_path)
+    saver({"w": torch.zeros(2)}, "best.pth")
+    real_open = builtins.open
+
+    class Full:
+        """The file takes its first 64 bytes, then the disk is full."""
+
+        def __init__(self, file):
+            self.file, self.room = file, 64
+
+        def write(self, data):
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(data)
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    def full_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        return Full(handle) if "w" in mode else handle
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    with pytest.raises(WriteError) as refused:
+        saver({"w": torch.ones(2)}, "best.pth")
+    monkeypatch.undo()
+    assert isinstance(refused.value.__cause__, RuntimeError) and "unexpected pos" in str(refused.value.__cause__)
+    assert str(refused.value) == f"cannot write best.pth in {tmp_path}: No space left on device"
+    assert refused.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]
+    assert torch.equal(torch.load(tmp_path / "best.pth", weights_only=True)["w"], torch.zeros(2))
+
+
 def test_failed_write_keeps_the_previous_file_and_leaves_no_partial(tmp_path, monkeypatch):
     saver = DurableDiskSaver(tmp_path)
     saver({"w": torch.zeros(2)}, "last.pth")

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from scripts.data.cases import DatasetError
 from scripts.data.inference_cases import find_images
+from scripts.data.scan_check import ScanError, check_scan
 from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
 from scripts.networks.weights import CheckpointError, load_weights
 from tests.conftest import (
@@ -232,8 +233,8 @@ def test_tta_makes_the_prediction_mirror_consistent_and_lcc_keeps_the_largest_co
     scans, label, big = tta_lcc_scans
     root = trained_bundle["root"]
     plain = infer(root, scans, tmp_path / "plain", save_probabilities=True, tta=False, postprocessing_lcc=False)
-    tta = infer(root, scans, tmp_path / "tta", save_probabilities=True, postprocessing_lcc=False)  # TTA: the default
-    infer(root, scans, tmp_path / "lcc", tta=False)  # the largest component, holes filled, is the default
+    tta = infer(root, scans, tmp_path / "tta", save_probabilities=True, tta=True, postprocessing_lcc=False)
+    infer(root, scans, tmp_path / "lcc")  # no TTA and the largest component, holes filled, are the defaults
     assert isinstance(tta.parser.get_parsed_content("inferer").inferer, FlipTTAInferer)
     assert not isinstance(plain.parser.get_parsed_content("inferer").inferer, FlipTTAInferer)
 
@@ -299,9 +300,15 @@ def test_bad_input_is_one_line_naming_the_path_and_the_fix(tmp_path, one_torch_t
     with pytest.raises(DatasetError, match="both give the case id 'a'"):
         find_images(str(flat))
     (flat / "a.nii").unlink()
-    save(flat / "b_0000.nii.gz", np.zeros((4, 4, 4, 2), np.float32), affine)
-    with pytest.raises(DatasetError, match=r"b_0000.nii.gz: shape \(4, 4, 4, 2\), but the model takes single-channel"):
+    save(flat / "A.nii", np.zeros((4, 4, 4), np.float32), affine)  # one file with a_0000.nii.gz's on macOS
+    with pytest.raises(DatasetError, match=r"a_0000.nii.gz: case id 'a' differs from 'A' \(.*/A.nii\) only in letter"):
         find_images(str(flat))
+    (flat / "A.nii").unlink()
+    # a scan the network cannot take is listed (nothing is read here), then skipped by the scan check, which names it
+    save(flat / "b_0000.nii.gz", np.zeros((4, 4, 4, 2), np.float32), affine)
+    assert [item["case"] for item in find_images(str(flat))] == ["a", "b"]
+    with pytest.raises(ScanError, match=r"shape \(4, 4, 4, 2\) is not 3D; give one 3D volume per file"):
+        check_scan(flat / "b_0000.nii.gz")
     (flat / "b_0000.nii.gz").unlink()
     assert find_images(str(flat)) == [{"image": str(flat / "a_0000.nii.gz"), "case": "a"}]
 
@@ -315,7 +322,9 @@ def test_bad_input_is_one_line_naming_the_path_and_the_fix(tmp_path, one_torch_t
     with pytest.raises(CheckpointError, match="other.pt: weights do not fit network_def"):
         load_weights(network, str(tmp_path / "other.pt"))
 
-    # through the bundle, the same error as one line (not a later, obscure one) stops the run before any scan is read
+    # through the bundle, the same error as one line (not a later, obscure one) stops the run before any scan is
+    # predicted (the scan check, which reads them, comes first: an all-zero scan would be skipped, not predicted)
+    save(flat / "a_0000.nii.gz", np.random.default_rng(0).random((4, 4, 4), np.float32), affine)
     with pytest.raises(SystemExit, match="input error: .*models/model.pt: checkpoint not found; train first"):
         infer(tmp_path / "bundle", flat, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -181,6 +181,23 @@ def test_too_little_free_space_is_one_line_naming_the_folder(tmp_path, monkeypat
 
 
 # --- refused with one line ---------------------------------------------------------------------------------------
+def test_case_ids_that_differ_only_in_letter_case_are_one_line_naming_both_files(tmp_path):
+    """``Colin27_ch2`` and ``colin27_ch2``: on a case-insensitive file system their masks are one file, so the run is
+    refused before any scan is read; the shipped model, no training needed."""
+    scans = tmp_path / "scans"
+    write_scan(scans / "Colin27_ch2.nii.gz", shape=(8, 8, 8))
+    write_scan(scans / "colin27_ch2.nii.gz", shape=(8, 8, 8), seed=1)
+    out = tmp_path / "out"
+    result = run_module([*bundle_run(INFERENCE_CONFIG), "--dataset_dir", str(scans), "--output_dir", str(out)])
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"input error: {scans / 'colin27_ch2.nii.gz'}: case id 'colin27_ch2' differs from 'Colin27_ch2' "
+        f"({scans / 'Colin27_ch2.nii.gz'}) only in letter case: one case twice, or two whose outputs overwrite each "
+        "other on a case-insensitive file system; rename or remove one"
+    )
+    assert not out.exists()
+
+
 def refusal(*args, **kwargs) -> str:
     with pytest.raises(SystemExit) as stopped:
         scans_to_predict(*args, **kwargs)

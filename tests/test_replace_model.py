@@ -45,3 +45,4 @@ def test_a_rerun_on_its_own_data_replaces_its_model(tmp_path):
     with pytest.raises(SystemExit, match=f"trained on {(data / 'imagesTr').resolve()}, not on"):
         refuse_replacing(model, other / "imagesTr")
     refuse_replacing(model, other / "imagesTr", replace_model="true")
+    refuse_replacing(model, other / "imagesTr", resuming=True)  # the resume check governs a change of data

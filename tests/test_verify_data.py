@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.data.verify_data import check_dataset, main
-from tests.conftest import BUNDLE, write_dataset
+from scripts.data.verify_data import check_dataset, main, verified_cases
+from tests.conftest import BUNDLE, VOLUMES, write_dataset
 
 
 def rewrite(path, fn=None, affine=None, header_zooms=None):
@@ -38,6 +38,11 @@ def truncate(path):
     path.write_bytes(data[: len(data) // 2])
 
 
+def dangle(path):
+    path.unlink()
+    path.symlink_to(path.parent / "moved_away.nii.gz")
+
+
 def image(root, i):
     return root / "imagesTr" / f"case_{i:02d}_0000.nii.gz"
 
@@ -58,8 +63,24 @@ ERRORS = {
     ),
     "label_values": (lambda r: rewrite(label(r, 1), lambda a: a * 255), label, "label values {0, 255} are not {0, 1}"),
     "nan_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.nan, a)), image, "NaN or Inf"),
+    # Inf as well as NaN: a check that looked for NaN alone passed every test before
+    "inf_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.inf, a)), image, "NaN or Inf"),
+    "minus_inf_in_image": (
+        lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), -np.inf, a)),
+        image,
+        "NaN or Inf",
+    ),
+    "dangling_link": (lambda r: dangle(image(r, 1)), image, "a link to"),
     "constant_image": (lambda r: rewrite(image(r, 1), lambda a: np.full_like(a, 7.0)), image, "constant image"),
     "zero_spacing": (lambda r: zero_spacing(image(r, 1)), image, "zero or negative"),
+    "letter_case_duplicate": (
+        lambda r: (
+            (r / "imagesTr" / "CASE_01_0000.nii.gz").write_bytes(image(r, 1).read_bytes()),
+            (r / "labelsTr" / "CASE_01.nii.gz").write_bytes(label(r, 1).read_bytes()),
+        ),
+        image,
+        "differs from 'CASE_01'",
+    ),
     "duplicate_case": (
         lambda r: (r / "imagesTr" / "case_01.nii.gz").write_bytes(image(r, 1).read_bytes()),
         lambda r, i: r / "imagesTr" / "case_01.nii.gz",
@@ -185,6 +206,34 @@ def test_checking_many_volumes_holds_one_at_a_time(tmp_path):
     tracemalloc.stop()
     assert len(cases) == 24 and not problems
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB for 24 MiB of volumes"
+
+
+def test_case_ids_that_differ_only_in_letter_case_are_one_line_naming_both_files(tmp_path):
+    """``Colin27_ch2`` and ``colin27_ch2``: one subject twice in the split, and on a case-insensitive file system two
+    cases whose masks and cache entries overwrite each other; training and evaluation check with this."""
+    root = write_dataset(tmp_path / "data", volumes=VOLUMES[:4])
+    for case, source in (("Colin27_ch2", 0), ("colin27_ch2", 1)):
+        (root / "imagesTr" / f"{case}_0000.nii.gz").write_bytes(image(root, source).read_bytes())
+        (root / "labelsTr" / f"{case}.nii.gz").write_bytes(label(root, source).read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.data.verify_data", "--dataset_dir", str(root)],
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "letter case" in line]
+    kept, extra = (root / "imagesTr" / "Colin27_ch2_0000.nii.gz"), (root / "imagesTr" / "colin27_ch2_0000.nii.gz")
+    kept_label, extra_label = root / "labelsTr" / "Colin27_ch2.nii.gz", root / "labelsTr" / "colin27_ch2.nii.gz"
+    assert lines == [
+        f"ERROR {extra}: case id 'colin27_ch2' differs from 'Colin27_ch2' ({kept}) only in letter case: one case "
+        "twice, or two whose outputs overwrite each other on a case-insensitive file system; rename or remove one",
+        f"ERROR {extra_label}: case id 'colin27_ch2' differs from 'Colin27_ch2' ({kept_label}) only in letter case: "
+        "one case twice, or two whose outputs overwrite each other on a case-insensitive file system; rename or "
+        "remove one",
+    ]
+    with pytest.raises(SystemExit, match=f"input error: {extra}: case id 'colin27_ch2' differs from 'Colin27_ch2'"):
+        verified_cases(root / "imagesTr", root / "labelsTr", enabled=False)  # --verify_data false: the pairing only
 
 
 def test_command_line_entry_point(tmp_path):

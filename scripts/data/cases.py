@@ -36,8 +36,16 @@ class Pairing:
     duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (ignored file, file kept)
 
 
+def case_key(cid: str) -> str:
+    """The case id as file systems compare it: ``Colin27_ch2`` and ``colin27_ch2`` are one file on a case-insensitive
+    file system (macOS, Windows), where their masks and cache entries would overwrite each other, and on any other
+    they are most likely one subject twice, i.e. duplicate data across the split."""
+    return cid.casefold()
+
+
 def _nifti_by_case(folder: Path, strip_channel: bool, duplicates: list) -> dict[str, Path]:
     files: dict[str, Path] = {}
+    keys: dict[str, str] = {}  # case_key -> the case id kept
     # "<case>_0000.nii.gz" first, so it is the file kept when "<case>.nii.gz" also exists
     for path in sorted(folder.iterdir(), key=lambda p: (CHANNEL_SUFFIX + "." not in p.name, p.name)):
         cid = case_id(path)
@@ -45,11 +53,23 @@ def _nifti_by_case(folder: Path, strip_channel: bool, duplicates: list) -> dict[
             continue
         if strip_channel and cid.endswith(CHANNEL_SUFFIX):
             cid = cid[: -len(CHANNEL_SUFFIX)]
-        if cid in files:
-            duplicates.append((path, files[cid]))
+        if case_key(cid) in keys:
+            duplicates.append((path, files[keys[case_key(cid)]]))
         else:
-            files[cid] = path
+            files[cid], keys[case_key(cid)] = path, cid
     return files
+
+
+def duplicate_problem(extra: Path, kept: Path) -> str:
+    """The line for two files of one case id (or of ids that differ only in letter case), naming both."""
+    ids = [case_id(p) for p in (extra, kept)]
+    ids = [c[: -len(CHANNEL_SUFFIX)] if c and c.endswith(CHANNEL_SUFFIX) else c for c in ids]
+    if ids[0] != ids[1]:
+        return (
+            f"case id {ids[0]!r} differs from {ids[1]!r} ({kept}) only in letter case: one case twice, or two "
+            "whose outputs overwrite each other on a case-insensitive file system; rename or remove one"
+        )
+    return f"duplicate case id (also {kept.name}); keep one of the two files"
 
 
 def pair_cases(images_dir: Path, labels_dir: Path) -> Pairing:
@@ -81,7 +101,7 @@ def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
     pairing = pair_cases(images_dir, labels_dir)
     if pairing.duplicates:
         extra, kept = pairing.duplicates[0]
-        raise DatasetError(f"{extra}: duplicate case id (also {kept.name}); keep one of the two files")
+        raise DatasetError(f"{extra}: {duplicate_problem(extra, kept)}")
     if pairing.labels_without_image:
         label = pairing.labels_without_image[0]
         raise DatasetError(
@@ -100,6 +120,21 @@ def find_cases(images_dir: str, labels_dir: str) -> list[dict[str, str]]:
     return pairing.cases
 
 
+def folds_problems(num_folds, fold) -> list[str]:
+    """What is wrong with ``num_folds`` and ``fold``, one line each (checked up front with the other settings, and
+    again by :func:`split_cases`)."""
+    whole = [isinstance(v, int) and not isinstance(v, bool) for v in (num_folds, fold)]
+    found = []
+    if not whole[0] or num_folds < 0:
+        found.append(
+            f"num_folds={num_folds!r}: a whole number, 0 for one train/validation split or >= 2, e.g. --num_folds 5"
+        )
+    if not whole[1] or fold < 0 or (whole[0] and num_folds >= 2 and fold >= num_folds):
+        limit = f"0 .. {num_folds - 1} with --num_folds {num_folds}" if whole[0] and num_folds >= 2 else ">= 0"
+        found.append(f"fold={fold!r}: must be {limit}, e.g. --fold 0")
+    return found
+
+
 def split_cases(
     cases: list[dict], val_set_size: float, seed: int, num_folds: int = 0, fold: int = 0
 ) -> tuple[list[dict], list[dict]]:
@@ -108,15 +143,9 @@ def split_cases(
     ``num_folds`` 0 (or 1): one ``train_test_split`` holding out ``val_set_size`` of the volumes. ``num_folds`` k >= 2:
     fold ``fold`` (0 .. k-1) of a seeded, shuffled ``KFold`` by volume: the k validation sets are disjoint and
     together cover every case."""
-    if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 0:
-        raise DatasetError(
-            f"num_folds={num_folds!r}: a whole number, 0 for one train/validation split or >= 2, e.g. --num_folds 5"
-        )
+    if problems := folds_problems(num_folds, fold if num_folds >= 2 else 0):  # without folds, fold is not used
+        raise DatasetError(problems[0])
     if num_folds >= 2:
-        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < num_folds:
-            raise DatasetError(
-                f"fold={fold!r}: must be 0 .. {num_folds - 1} with --num_folds {num_folds}, e.g. --fold 0"
-            )
         if len(cases) < num_folds:
             raise DatasetError(
                 f"{len(cases)} case(s) found: {num_folds}-fold cross-validation needs at least {num_folds} labelled volumes"

@@ -3,12 +3,17 @@ its mask, and on request the skull-stripped scan and the probabilities.
 
 Every output path is decided here, once, and carried in the data list (``mask_path``, ``brain_path``,
 ``probabilities_path``), so the checks below (no scan replaced, no two outputs on one file, no mask written twice,
-room on the disk) look at exactly the files the savers will write."""
+room on the disk) look at exactly the files the savers will write.
+
+A scan that cannot be predicted (unreadable, a dangling link, not 3D, NaN or Inf voxels, constant: the check training
+runs, ``scripts/data/scan_check.py``) is skipped with one line and the others are predicted; the run then ends with
+a summary and status 1 (:func:`end_of_run`)."""
 
 from __future__ import annotations
 
 import glob
 import logging
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -16,8 +21,9 @@ from monai.utils import ImageMetaKey
 
 from scripts.config.flags import as_bool
 from scripts.config.output_space import NIFTI_HEADER_BYTES, output_problems
-from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id
+from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id, case_key, duplicate_problem
 from scripts.data.nifti_reader import header_problem
+from scripts.data.scan_check import ScanError, check_scan
 
 logger = logging.getLogger(__name__)
 
@@ -42,28 +48,20 @@ def scan_case_id(path: str | Path) -> str:
     return cid[: -len(CHANNEL_SUFFIX)] if cid.endswith(CHANNEL_SUFFIX) else cid
 
 
-def check_single_channel_3d(path: Path) -> None:
-    """The network takes one channel of a 3D scan: ``(H, W, D)`` or ``(H, W, D, 1)`` of grey values that fit in
-    memory; reads the header only."""
-    try:
-        img = nib.load(path)
-    except Exception as e:
-        raise DatasetError(f"{path}: not a readable NIfTI file ({e}); remove it or replace it") from e
-    shape = img.shape
-    if problem := header_problem(img):
-        raise DatasetError(f"{path}: {problem}")
-    if len(shape) < 3 or len(shape) > 4 or (len(shape) == 4 and shape[3] != 1):
-        raise DatasetError(f"{path}: shape {shape}, but the model takes single-channel 3D scans; pass (H, W, D) images")
-
-
 def is_scan(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and case_id(path) is not None
+    """A NIfTI name that is not hidden. Whether the file can be read is the scan check's to say: a dangling link, a
+    folder named ``x.nii.gz`` or an unreadable file is a bad scan, named and skipped, never dropped without a word."""
+    return not path.name.startswith(".") and case_id(path) is not None
 
 
 def folder_scans(root: Path) -> list[Path]:
-    """The ``*.nii.gz``/``*.nii`` files in ``root`` (not recursive); none is an error that names the sub-folder of
+    """The ``*.nii.gz``/``*.nii`` entries of ``root`` (not recursive); none is an error that names the sub-folder of
     scans an nnU-Net dataset folder has."""
-    scans = [p for p in sorted(root.iterdir()) if is_scan(p)]
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as error:
+        raise DatasetError(f"{root}: cannot list the folder ({error.strerror}); check its permissions") from None
+    scans = [p for p in entries if is_scan(p)]
     if not scans:
         sub = next((root / s for s in ("imagesTs", "imagesTr") if (root / s).is_dir()), None)
         fix = f"use --dataset_dir {sub}" if sub is not None else HINT
@@ -72,12 +70,13 @@ def folder_scans(root: Path) -> list[Path]:
 
 
 def entry_scans(entry: str) -> list[Path]:
-    """The scans one entry of ``dataset_dir`` names: a NIfTI file, a folder's scans, or a glob's matching scans. An
-    existing path is taken as it is, so a folder whose name has ``[`` is no pattern."""
+    """The scans one entry of ``dataset_dir`` names: a NIfTI file (a link to one included, even a dangling one), a
+    folder's scans, or a glob's matching scans. An existing path is taken as it is, so a folder whose name has ``[``
+    is no pattern."""
     path = Path(entry)
     if path.is_dir():
         return folder_scans(path)
-    if path.is_file():
+    if path.is_file() or path.is_symlink():
         if case_id(path) is None:
             raise DatasetError(f"{path}: not a NIfTI file (.nii.gz or .nii); {HINT}")
         return [path]
@@ -91,22 +90,25 @@ def entry_scans(entry: str) -> list[Path]:
 
 def find_images(source) -> list[dict[str, str]]:
     """``[{"image": path, "case": case id}, ...]`` for the scans ``source`` names (a file, a folder, a glob, or a list
-    of these), each checked from its header; a scan named twice counts once, two scans with one case id are refused
-    (their masks would have one name)."""
+    of these); nothing is read. A scan named twice counts once; two scans whose case ids are equal, or differ only
+    in letter case, are refused (their masks would have one name, on a case-insensitive file system the latter
+    too)."""
     entries = [str(e) for e in source] if isinstance(source, (list, tuple)) else [str(source)]
     if not entries:
         raise DatasetError(f"--dataset_dir is an empty list; {HINT}")
-    cases: dict[str, Path] = {}
+    cases: dict[str, tuple[str, Path]] = {}  # case_key -> (case id, scan)
     for path in (scan for entry in entries for scan in entry_scans(entry)):
         cid = scan_case_id(path)
-        if cid in cases and cases[cid].resolve() == path.resolve():
-            continue
-        check_single_channel_3d(path)
-        if cid in cases:
-            raise DatasetError(f"{path} and {cases[cid]} both give the case id {cid!r}; keep only one of them")
-        cases[cid] = path
+        if case_key(cid) in cases:
+            other_cid, other = cases[case_key(cid)]
+            if other.resolve() == path.resolve():
+                continue
+            if other_cid != cid:
+                raise DatasetError(f"{path}: {duplicate_problem(path, other)}")
+            raise DatasetError(f"{path} and {other} both give the case id {cid!r}; keep only one of them")
+        cases[case_key(cid)] = (cid, path)
     logger.info("%d scan(s) to predict in %s", len(cases), ", ".join(entries))
-    return [{"image": str(path), "case": cid} for cid, path in cases.items()]
+    return [{"image": str(path), "case": cid} for cid, path in cases.values()]
 
 
 def single_file_problem(key: str, name: str, scans: int) -> str | None:
@@ -162,13 +164,52 @@ def plan_outputs(
 
 
 def output_bytes(item: dict, field: str) -> int:
-    """Uncompressed size of one output: the scan's voxel count times the bytes of the output's voxel type."""
-    img = nib.load(item["image"])
+    """Uncompressed size of one output: the scan's voxel count times the bytes of the output's voxel type; 0 for a
+    scan whose header cannot be read or is refused (the scan check skips it before anything is written)."""
+    try:
+        img = nib.load(item["image"])
+    except Exception:  # nibabel and the OS raise many types; the scan check names the problem
+        return 0
+    if header_problem(img):
+        return 0
     per_voxel = OUTPUTS[field][1] or img.get_data_dtype().itemsize
     voxels = 1
     for n in img.shape:
         voxels *= int(n)
     return NIFTI_HEADER_BYTES + voxels * per_voxel
+
+
+class ScansToPredict(list):
+    """Inference's data list (the items of the scans to predict, with their outputs), with what the summary at the
+    end of the run needs: ``skipped``, ``[(scan, reason), ...]`` of the scans the check refused, and ``kept``, the
+    masks found already written."""
+
+    def __init__(self, items=(), skipped=(), kept: int = 0) -> None:
+        super().__init__(items)
+        self.skipped, self.kept = list(skipped), kept
+
+
+def screened(items: list[dict]) -> ScansToPredict:
+    """``items`` whose scans pass :func:`~scripts.data.scan_check.check_scan` (read one at a time, all of its voxels:
+    the check training runs); each other scan is one line naming it and why, and is left out."""
+    start, good, skipped = time.perf_counter(), [], []
+    for item in items:
+        try:
+            check_scan(item["image"])
+        except ScanError as error:
+            logger.error("skipped %s: %s", item["image"], error)
+            skipped.append((item["image"], str(error)))
+        else:
+            good.append(item)
+    if items:
+        logger.info(
+            "%d scan(s) checked in %.1f s: %d to predict, %d skipped",
+            len(items),
+            time.perf_counter() - start,
+            len(good),
+            len(skipped),
+        )
+    return ScansToPredict(good, skipped)
 
 
 def scans_to_predict(
@@ -179,11 +220,12 @@ def scans_to_predict(
     mask_file: str = "",
     brain_file: str = "",
     save_brain=False,
-) -> list[dict[str, str]]:
+) -> ScansToPredict:
     """:func:`find_images` with each item's output paths (:func:`plan_outputs`), less the cases whose mask exists
-    (one line each) unless ``overwrite``. Everything is checked before the first scan is read: bad input ends the
-    process with ``input error: <one line>``, a folder that cannot take its files (no permission, read-only, too
-    little free space) with ``output error: <one line>`` naming it; no traceback."""
+    (one line each) unless ``overwrite``, and less the scans that fail the scan check (:func:`screened`). Before any
+    scan's voxels are read, bad input ends the process with ``input error: <one line>``, a folder that cannot take its
+    files (no permission, read-only, too little free space) with ``output error: <one line>`` naming it; no
+    traceback."""
     try:
         overwrite, save_brain = as_bool(overwrite, "overwrite"), as_bool(save_brain, "save_brain")
         images = find_images(dataset_dir)
@@ -209,7 +251,23 @@ def scans_to_predict(
             needs[folder] = (previous[0], previous[1] + output_bytes(item, field))
     if problems := output_problems(needs):
         raise SystemExit("output error: " + "\n  ".join(problems))
-    return todo
+    scans = screened(todo)
+    scans.kept = len(images) - len(todo)
+    return scans
+
+
+def end_of_run(scans: ScansToPredict) -> None:
+    """The last line of an inference run (its ``finalize``, reached once every scan in ``scans`` is predicted):
+    ``predicted 2, skipped 5: <scans>``; any scan skipped ends the process with status 1, so a script that runs
+    inference on a folder sees that some masks are missing."""
+    summary = f"predicted {len(scans)}" + (f" ({scans.kept} mask(s) already written, kept)" if scans.kept else "")
+    if not scans.skipped:
+        logger.info("%s, skipped 0", summary)
+        return
+    names = ", ".join(str(path) for path, _ in scans.skipped)
+    summary += f", skipped {len(scans.skipped)}: {names} (each named above with the reason)"
+    logger.error("%s", summary)
+    raise SystemExit(summary)
 
 
 def mask_name(metadict: dict, saver=None) -> dict:

@@ -16,8 +16,8 @@ import numpy as np
 
 from scripts.config.flags import as_bool
 from scripts.config.tool_arguments import ToolArgumentParser
-from scripts.data.cases import expected_image, find_cases, pair_cases
-from scripts.data.nifti_reader import close_streams, header_problem, open_nifti
+from scripts.data.cases import DatasetError, duplicate_problem, expected_image, find_cases, pair_cases
+from scripts.data.scan_check import ScanError, check_scan, read_volume
 
 logger = logging.getLogger(__name__)
 
@@ -61,62 +61,20 @@ def _warning(path, message) -> Problem:
     return Problem("warning", Path(path), message)
 
 
-def _load(path: Path, problems: list[Problem]):
-    """(header-level image, voxel data) or ``None`` after recording why it cannot be read; RGB voxels and volumes too
-    large for memory are refused from the header, before decompressing."""
-    img = None
+def _checked(check, path: Path, problems: list[Problem]):
+    """``check(path)`` (:func:`~scripts.data.scan_check.check_scan` or ``read_volume``), or ``None`` after recording
+    why it failed."""
     try:
-        img = open_nifti(path)
-        if problem := header_problem(img):
-            problems.append(_error(path, problem))
-            return None
-        data = np.asanyarray(img.dataobj)
-    except Exception as error:  # nibabel and gzip raise many types for truncated files or bad headers
-        problems.append(
-            _error(path, f"unreadable NIfTI ({type(error).__name__}: {str(error)[:80]}); re-export or remove the file")
-        )
+        return check(path)
+    except ScanError as error:
+        problems.append(_error(path, str(error)))
         return None
-    finally:
-        if img is not None:
-            close_streams([img])
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        problems.append(
-            _error(
-                path,
-                f"shape {data.shape} is not 3D; give one 3D volume per file (a trailing 4th axis of size 1 is fine)",
-            )
-        )
-        return None
-    spacing = np.linalg.norm(img.affine[:3, :3], axis=0)
-    zooms = img.header.get_zooms()[:3]
-    if np.any(spacing <= 0) or np.any(np.asarray(zooms) <= 0):
-        problems.append(
-            _error(
-                path,
-                f"voxel spacing {tuple(float(z) for z in zooms)} is zero or negative; fix pixdim/affine in the header",
-            )
-        )
-        return None
-    return img, data
 
 
 def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, threshold: float = 0.5) -> list[Problem]:
     problems: list[Problem] = []
-    image = _load(image_path, problems)
-    label = _load(label_path, problems)
-    if image is not None:
-        values = image[1]
-        if not np.isfinite(values).all():
-            bad = int((~np.isfinite(values)).sum())
-            problems.append(
-                _error(image_path, f"{bad} NaN or Inf voxel(s); replace them (e.g. with 0) before training")
-            )
-        elif values.min() == values.max():
-            problems.append(
-                _error(image_path, f"constant image (every voxel {float(values.min())}); remove it or re-export")
-            )
+    image = _checked(check_scan, image_path, problems)  # the scan check inference runs too
+    label = _checked(read_volume, label_path, problems)
     if label is not None:
         values = np.unique(label[1])
         if not accept_nonbinary and not np.isin(values, (0, 1)).all():
@@ -157,7 +115,8 @@ def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, thres
 def check_dataset(
     images_dir, labels_dir, binarize_labels=False, label_threshold=None, min_cases: int = 2
 ) -> tuple[list[dict], list[Problem]]:
-    """(cases that can be paired, every problem found)."""
+    """(cases that can be paired, every problem found). Whether a split leaves enough volumes to train on is the
+    settings' check (``scripts.config.config_check.training_split``): evaluation scores two cases as they are."""
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     problems = []
     for folder, key in ((images_dir, "training_images"), (labels_dir, "training_labels")):
@@ -169,7 +128,7 @@ def check_dataset(
         return [], problems
     pairing = pair_cases(images_dir, labels_dir)
     for extra, kept in pairing.duplicates:
-        problems.append(_error(extra, f"duplicate case id (also {kept.name}); keep one of the two files"))
+        problems.append(_error(extra, duplicate_problem(extra, kept)))
     for label_path in pairing.labels_without_image:
         problems.append(
             _error(label_path, f"label without image; add {expected_image(images_dir, label_path)} or remove the label")
@@ -201,9 +160,14 @@ def report(problems: list[Problem], cases: int) -> int:
 
 
 def verified_cases(images_dir, labels_dir, binarize_labels=False, label_threshold=None, enabled=True) -> list[dict]:
-    """The training cases, after :func:`check_dataset`; any error ends the process with status 1 (no traceback)."""
+    """The training cases, after :func:`check_dataset`; any error ends the process with status 1 (no traceback).
+    With ``verify_data`` false, only the pairing is checked (:func:`~scripts.data.cases.find_cases`), its first
+    problem one ``input error`` line."""
     if not as_bool(enabled, "verify_data"):
-        return find_cases(images_dir, labels_dir)
+        try:
+            return find_cases(images_dir, labels_dir)
+        except DatasetError as error:
+            raise SystemExit(f"input error: {error}") from None
     cases, problems = check_dataset(images_dir, labels_dir, binarize_labels, label_threshold)
     errors = report(problems, len(cases))
     if errors:

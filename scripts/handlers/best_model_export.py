@@ -3,6 +3,7 @@ settings it expects beside it (``models/model.json``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -59,5 +60,20 @@ class ExportBestModel:
         else:
             logger.info("No validation ran, so %s holds the weights of the last epoch", self.model_path)
         if idist.get_rank() == 0:
-            settings_file.write(self.model_settings, self.model_path, self.trained_on)
-            save_durably(unwrap(self.network).state_dict(), self.model_path)
+            self._write_pair(unwrap(self.network).state_dict())
+
+    def _write_pair(self, state_dict: dict) -> None:
+        """``model.json``, then ``model.pt``; if the weights cannot be written (a full disk), the former
+        ``model.json`` is put back, so the former model and its settings still belong together."""
+        sidecar = settings_file.sidecar(self.model_path)
+        former = sidecar.read_bytes() if sidecar.is_file() else None
+        settings_file.write(self.model_settings, self.model_path, self.trained_on)
+        try:
+            save_durably(state_dict, self.model_path)
+        except OSError:
+            with contextlib.suppress(OSError):  # the weights' error is the one to report
+                if former is None:
+                    sidecar.unlink(missing_ok=True)
+                else:
+                    save_durably(former, sidecar, save=lambda data, f: f.write(data))
+            raise

@@ -12,7 +12,7 @@ class WeightsLoader:
     """Load ``ckpt_path`` (``models/model.pt`` or a training checkpoint, ``scripts.networks.weights.load_weights``) into
     ``network`` at the engine's start: the place of the model zoo's ``CheckpointLoader`` (the first handler), so
     parsing or checking the config never needs the file. A missing, unreadable or unfitting file ends the run with one
-    line before any scan is read."""
+    line before any scan is predicted (after the scan check, which reads them: ``scripts/data/inference_cases.py``)."""
 
     def __init__(self, network: torch.nn.Module, ckpt_path: str) -> None:
         self.network, self.ckpt_path = network, ckpt_path

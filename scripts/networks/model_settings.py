@@ -38,13 +38,14 @@ def write(settings: dict, weights_path, trained_on: str | None = None) -> None:
     write_text_durably(json.dumps(record, indent=4, sort_keys=True) + "\n", sidecar(weights_path))
 
 
-def refuse_replacing(model_path, training_images, replace_model=False) -> None:
+def refuse_replacing(model_path, training_images, replace_model=False, resuming=False) -> None:
     """End the process with one line, before any work, if training would overwrite ``model_path`` while it holds a
     model trained on other data than ``training_images`` (the shipped brain model, another task's model): the
     model-zoo layout writes ``models/model.pt``, and a user pointing train.json at their data must not lose the
-    shipped model without a word. A rerun on the same data replaces its own model as before."""
+    shipped model without a word. A rerun on the same data replaces its own model as before; a resumed run goes on
+    writing its own (resuming with other data is refused by the resume check unless ``--resume_with_changes``)."""
     path = Path(model_path)
-    if not path.is_file() or as_bool(replace_model, "replace_model"):
+    if not path.is_file() or resuming or as_bool(replace_model, "replace_model"):
         return
     recorded = None
     if sidecar(path).is_file():

@@ -47,27 +47,62 @@ def ordinary_file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a quota, a folder gone read-only), as one line that names the
+    file, its folder and the reason: ``cannot write last.pth in /runs/.../checkpoints: No space left on device``.
+    ``errno`` and ``filename`` are the failed write's."""
+
+    def __str__(self) -> str:
+        if not self.filename:
+            return super().__str__()
+        path = Path(self.filename)
+        return f"cannot write {path.name} in {path.parent}: {self.strerror}"
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """``error`` if it is an ``OSError``, else the ``OSError`` a ``RuntimeError`` wraps: torch's zip writer reports a
+    full disk as ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos`` raised while handling the
+    ``OSError`` of the Python file's write, and MONAI's transforms re-raise a saver's ``OSError`` as ``RuntimeError:
+    applying transform``. ``None`` for any other error (a bug keeps its traceback)."""
+    seen = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        if not isinstance(error, RuntimeError):
+            return None
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def replace_durably(write: Callable[[Path], None], path: Path, suffix: str = ".part") -> None:
     """``write(temporary path)`` beside ``path``, fsync that file, rename it to ``path``, fsync the folder: readers
     never see a partial file under the final name, and a power cut cannot leave an empty one. If ``write`` raises
     (a check that fails included), nothing is renamed and the temporary file is removed. ``suffix`` ends the
     temporary name (writers that choose their format by extension need it). The file gets the mode an ordinary
     write would (:func:`ordinary_file_mode`), set before the rename, so the final name never shows the temporary
-    file's ``0o600``."""
+    file's ``0o600``. A write the system refuses (``ENOSPC`` and every other ``OSError``, also when a writer wraps it
+    in a ``RuntimeError``) is a :class:`WriteError` naming ``path``; a former file under ``path`` stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
     try:
-        write(Path(tmp_name))
-        with open(tmp_name, "rb+") as written:
-            os.fchmod(written.fileno(), ordinary_file_mode())
-            os.fsync(written.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            write(Path(tmp_name))
+            with open(tmp_name, "rb+") as written:
+                os.fchmod(written.fileno(), ordinary_file_mode())
+                os.fsync(written.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        fsync_directory(path.parent)
+    except (OSError, RuntimeError) as error:
+        refused = os_error_in(error)
+        if refused is None or isinstance(refused, WriteError):
+            raise
+        raise WriteError(refused.errno, refused.strerror or str(refused), str(path)) from error
 
 
 def save_durably(obj, path: Path, save: Callable = torch.save, **kwargs) -> None:
@@ -124,7 +159,4 @@ class DurableDiskSaver(DiskSaver):
             self._retired.append(filename)
 
     def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
-        try:
-            save_durably(checkpoint, path, func, **self.kwargs)
-        except OSError as error:
-            raise OSError(error.errno, f"cannot write checkpoint {path}: {error.strerror or error}") from error
+        save_durably(checkpoint, path, func, **self.kwargs)  # a failed write: a WriteError naming the checkpoint

@@ -148,7 +148,14 @@ def main(argv=None) -> None:
         (fold_dir / "seconds.txt").write_text(f"{took:.1f}\n")
         print(f"fold {fold}: done in {took:.0f} s", flush=True)
     rows, seconds = gather(cv_dir, args.num_folds)
-    print(write_tables(rows, cv_dir, seconds))
+    try:
+        tables = write_tables(rows, cv_dir, seconds)
+    except OSError as error:  # a WriteError (a full disk): one line, the folds' own results stay
+        raise SystemExit(
+            f"cross-validation stopped: {error}; each fold's results in {cv_dir} are intact: --report_only writes the "
+            "tables once there is room"
+        ) from None
+    print(tables)
     print(f"tables: {cv_dir / 'cv_metrics.csv'}, {cv_dir / 'cv_metrics.md'}")
 
 

@@ -298,7 +298,10 @@ def tune_search(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
             results = tuner.fit()
         finally:
             ray.shutdown()
-    return summarize(results, settings, output_dir)
+    try:
+        return summarize(results, settings, output_dir)
+    except OSError as error:  # a WriteError (a full disk): one line, the trials' own results stay
+        raise SystemExit(f"tuning stopped: {error}; the trials' results under {output_dir} are intact") from None
 
 
 def check_resources(available: dict[str, float], args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from monai.data import NibabelWriter
 from monai.data.utils import is_no_channel
 from monai.transforms import SaveImaged
 from monai.utils import MetaKeys
@@ -12,6 +13,26 @@ from monai.utils import MetaKeys
 from scripts.persistence.durable_disk_saver import replace_durably
 
 logger = logging.getLogger(__name__)
+
+
+class _WriteRefused(BaseException):
+    """Carries a writer's ``OSError`` through ``SaveImage``, which catches every ``Exception`` of its writers and
+    raises ``RuntimeError: cannot find a suitable writer`` without it: a full disk would read as a missing library."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class NibabelWriterRaisingOSErrors(NibabelWriter):
+    """MONAI's writer of ``.nii``/``.nii.gz`` (the only one it registers for them here), whose ``OSError`` reaches
+    :class:`SaveLikeInputd` as itself."""
+
+    def write(self, filename, verbose: bool = True, **obj_kwargs):
+        try:
+            return super().write(filename, verbose=verbose, **obj_kwargs)
+        except OSError as error:
+            raise _WriteRefused(error) from error
 
 
 class SaveLikeInputd(SaveImaged):
@@ -27,12 +48,16 @@ class SaveLikeInputd(SaveImaged):
     name that never exists once the run is over. Its line is silenced and, with ``print_log`` (the default), the
     final name is logged once the file is in place.
 
+    A file that cannot be written (a full disk) raises the writer's ``OSError``, which ``replace_durably`` turns into
+    a ``WriteError`` naming the file, not ``SaveImage``'s ``cannot find a suitable writer``.
+
     ``path_key``: the item's key that holds the file to write (``.nii.gz`` or ``.nii``), for outputs whose names are
     decided with the data list (``scripts/data/inference_cases.py``) rather than by ``output_dir`` and
     ``output_name_formatter``.
     """
 
     def __init__(self, *args, path_key: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("writer", NibabelWriterRaisingOSErrors)
         super().__init__(*args, **kwargs)
         self.path_key = path_key
         self.print_log = bool(self.saver.write_kwargs.get("verbose", True))
@@ -50,7 +75,14 @@ class SaveLikeInputd(SaveImaged):
             else:
                 final = Path(self.saver.folder_layout.filename(**self.saver.fname_formatter(d[key].meta, self.saver)))
             ext = self.saver.output_ext
-            replace_durably(lambda tmp: self.saver(img=d[key], filename=str(tmp)[: -len(ext)]), final, suffix=ext)
+
+            def write(tmp: Path) -> None:
+                try:
+                    self.saver(img=d[key], filename=str(tmp)[: -len(ext)])
+                except _WriteRefused as refused:  # a full disk: replace_durably names the file
+                    raise refused.error from None
+
+            replace_durably(write, final, suffix=ext)
             if self.saver.savepath_in_metadict:  # the saver recorded the temporary name
                 d[key].meta[MetaKeys.SAVED_TO] = str(final)
             if self.print_log:
