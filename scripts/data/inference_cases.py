@@ -266,8 +266,7 @@ def end_of_run(scans: ScansToPredict) -> None:
         return
     names = ", ".join(str(path) for path, _ in scans.skipped)
     summary += f", skipped {len(scans.skipped)}: {names} (each named above with the reason)"
-    logger.error("%s", summary)
-    raise SystemExit(summary)
+    raise SystemExit(summary)  # printed once, as the last line, by the exit itself
 
 
 def mask_name(metadict: dict, saver=None) -> dict:
