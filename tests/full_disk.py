@@ -10,19 +10,14 @@ outputs, not the log or TensorBoard's event files."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
-from tests.conftest import BUNDLE
-
-SITECUSTOMIZE = '''
-import builtins, errno, io, os
-
-_folder = os.path.realpath(os.environ["FULL_DISK_FOLDER"])
-_left = [int(os.environ["FULL_DISK_FILES_BEFORE"])]
-_real_open = builtins.open
+BUNDLE = Path(__file__).resolve().parents[1]  # not from conftest: the subprocess imports this module at start-up
 
 
-class _FullDiskFile:
+class FullDiskFile:
     """The real file, which takes the disk's last 64 bytes, then fails its writes as a full disk does: midway, as
     a real disk fills (torch's checkpoint writer, which writes small records, then fails as it does for real, with
     ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``)."""
@@ -51,19 +46,29 @@ class _FullDiskFile:
         return iter(self._file)
 
 
+SITECUSTOMIZE = """
+import builtins, io, os
+
+from tests.full_disk import FullDiskFile
+
+_folder = os.path.realpath(os.environ["FULL_DISK_FOLDER"])
+_left = [int(os.environ["FULL_DISK_FILES_BEFORE"])]
+_real_open = builtins.open
+
+
 def _open(file, mode="r", *args, **kwargs):
     handle = _real_open(file, mode, *args, **kwargs)
     if isinstance(file, (str, bytes, os.PathLike)) and "w" in mode:
         path = os.path.realpath(os.fsdecode(file))
         if path.startswith(_folder + os.sep) and os.path.basename(path).startswith(".tmp-"):
             if _left[0] <= 0:
-                return _FullDiskFile(handle)
+                return FullDiskFile(handle)
             _left[0] -= 1
     return handle
 
 
 builtins.open = io.open = _open
-'''
+"""
 
 
 def full_disk_env(tmp_path: Path, folder: Path, files_before: int = 0) -> dict:

@@ -50,35 +50,15 @@ def test_a_full_disk_is_one_write_error_naming_the_file_and_its_folder(tmp_path,
     import errno
 
     from scripts.persistence.durable_disk_saver import WriteError
+    from tests.full_disk import FullDiskFile  # the disk takes the file's first 64 bytes, then is full
 
     saver = DurableDiskSaver(tmp_path)
     saver({"w": torch.zeros(2)}, "best.pth")
     real_open = builtins.open
 
-    class Full:
-        """The file takes its first 64 bytes, then the disk is full."""
-
-        def __init__(self, file):
-            self.file, self.room = file, 64
-
-        def write(self, data):
-            if len(data) > self.room:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            self.room -= len(data)
-            return self.file.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.file, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
     def full_open(file, mode="r", *args, **kwargs):
         handle = real_open(file, mode, *args, **kwargs)
-        return Full(handle) if "w" in mode else handle
+        return FullDiskFile(handle) if "w" in mode else handle
 
     monkeypatch.setattr(builtins, "open", full_open)
     with pytest.raises(WriteError) as refused:
