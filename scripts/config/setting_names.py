@@ -117,8 +117,8 @@ def unknown_setting(name: str, config: dict, extra: set[str] = frozenset()) -> s
 
 def check_names(names, config_files, tracking=None) -> None:
     """Exit with status 2 and one line per override in ``names`` that no setting of ``config_files`` has."""
-    config = merged_config(config_files)
-    found = [line for name in names if (line := unknown_setting(str(name), config, tracking_keys(tracking)))]
+    config, extra = merged_config(config_files), tracking_keys(tracking)
+    found = [line for name in names if (line := unknown_setting(str(name), config, extra))]
     if found:
         if os.environ.get("RANK", "0") == "0":  # torchrun: one copy of the message, not one per process
             print("\n".join(found), file=sys.stderr, flush=True)
