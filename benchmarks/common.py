@@ -121,7 +121,7 @@ def write_dataset(root: Path, volumes: int, shape, seed: int = 0, labels: bool =
     """``volumes`` synthetic scans in nnU-Net layout (``imagesTr/case_###_0000.nii.gz``, ``labelsTr/case_###.nii.gz``).
     A folder already holding this dataset (same count, shape, seed) is reused."""
     root = Path(root)
-    marker = root / "dataset.json"
+    marker = root / "synthetic_set.json"  # not dataset.json, whose "labels" name a dataset's classes
     spec = {"volumes": int(volumes), "shape": [int(s) for s in shape], "seed": int(seed), "labels": bool(labels)}
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return root

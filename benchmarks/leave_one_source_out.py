@@ -52,9 +52,7 @@ def score(mask_path: Path, label_path: Path) -> dict:
     if pred.shape != truth.shape:
         raise SystemExit(f"{mask_path}: shape {pred.shape} differs from its label's {truth.shape}")
     metrics = case_metrics(pred, truth, label.affine)
-    voxel_ml = abs(float(np.linalg.det(label.affine[:3, :3]))) / 1000
-    metrics["fp_ml"] = float((pred & ~truth).sum()) * voxel_ml
-    metrics["fn_ml"] = float((~pred & truth).sum()) * voxel_ml
+    metrics["fp_ml"], metrics["fn_ml"] = metrics["fp_volume_ml"], metrics["fn_volume_ml"]
     metrics["recall"] = float((pred & truth).sum()) / max(float(truth.sum()), 1.0)  # for masks drawn by a narrower rule
     return metrics
 

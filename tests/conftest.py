@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,6 +84,37 @@ def run_bundle(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--meta_file", METADATA, "--logging_file", LOGGING, *args]
     full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **(env or {})}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+# a label map of three classes, on purpose not numbered 0, 1, 2
+CLASS_VALUES = {"background": 0, "shell": 2, "core": 5}
+
+
+def class_volume(shape, scale, seed) -> tuple[np.ndarray, np.ndarray]:
+    """A blob with a core: background, shell and core each with its own brightness; labels ``CLASS_VALUES``."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"), -1)
+    radius = (((grid - rng.uniform(-0.3, 0.3, 3)) / np.array([0.45, 0.4, 0.65])) ** 2).sum(-1)
+    shell, core = (radius <= 1) & (radius > 0.3), radius <= 0.3
+    label = np.select([core, shell], [CLASS_VALUES["core"], CLASS_VALUES["shell"]], CLASS_VALUES["background"])
+    image = (0.2 + 0.4 * shell + 0.8 * core + rng.normal(0, 0.05, shape)).clip(0) * scale
+    return image.astype(np.float32), label.astype(np.uint8)
+
+
+def write_class_dataset(root: Path, dataset_json: bool = True, volumes=VOLUMES) -> Path:
+    """`VOLUMES` as three-class label maps in nnU-Net layout, with an nnU-Net v2 ``dataset.json`` naming the classes
+    (or without one)."""
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
+    for index, (shape, spacing, axes, scale) in enumerate(volumes):
+        image, label = class_volume(shape, scale, index)
+        affine = affine_for(spacing, axes)
+        nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / f"case_{index:02d}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"case_{index:02d}.nii.gz")
+    if dataset_json:
+        description = {"channel_names": {"0": "MRI"}, "labels": CLASS_VALUES, "numTraining": len(volumes)}
+        (root / "dataset.json").write_text(json.dumps({**description, "file_ending": ".nii.gz"}, indent=2))
+    return root
 
 
 def make_workflow(bundle_root: Path, dataset_dir: Path, **overrides):

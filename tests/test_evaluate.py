@@ -21,7 +21,7 @@ from scripts.handlers.evaluation_report import summarise
 from scripts.handlers.surface_metrics import case_metrics
 from tests.conftest import EVALUATE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, bundle_run, cli_args, run_module
 
-COLUMNS = ["case", "dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml"]
+COLUMNS = ["case", "dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml", "fp_volume_ml", "fn_volume_ml"]
 SPACING = (0.8, 1.2, 2.5)  # anisotropic, so a distance in voxels is not a distance in mm
 
 
@@ -50,7 +50,15 @@ def test_hand_made_case_has_the_known_dice_hd95_asd_and_volumes():
     voxel_ml = np.prod(SPACING) / 1000
     row = case_metrics(pred[None], label[None], affine)
     assert row == pytest.approx(
-        {"dice": 2 / 3, "hd95_mm": 7.5, "asd_mm": 2.5, "pred_volume_ml": 72 * voxel_ml, "true_volume_ml": 36 * voxel_ml}
+        {
+            "dice": 2 / 3,
+            "hd95_mm": 7.5,
+            "asd_mm": 2.5,
+            "pred_volume_ml": 72 * voxel_ml,
+            "true_volume_ml": 36 * voxel_ml,
+            "fp_volume_ml": 36 * voxel_ml,
+            "fn_volume_ml": 0.0,
+        }
     )
     # the distances follow the spacing of the slice axis, not the in-plane ones
     assert case_metrics(pred, label, np.diag([5.0, 5.0, 1.0, 1.0]))["hd95_mm"] == pytest.approx(3.0)
@@ -67,6 +75,8 @@ def test_hand_made_case_has_the_known_dice_hd95_asd_and_volumes():
         "asd_mm": 0.0,
         "pred_volume_ml": 0.0,
         "true_volume_ml": 0.0,
+        "fp_volume_ml": 0.0,
+        "fn_volume_ml": 0.0,
     }
     with pytest.raises(ValueError, match="not on the same grid"):
         case_metrics(np.zeros((8, 8, 9)), label, affine)
@@ -161,10 +171,26 @@ def test_evaluation_writes_the_known_values_for_hand_made_cases(tmp_path, one_to
     plane = 14 * 14
     one, two = plane * voxel_ml, 2 * plane * voxel_ml
     assert rows["planes"] == pytest.approx(
-        {"dice": 2 / 3, "hd95_mm": 7.5, "asd_mm": 2.5, "pred_volume_ml": two, "true_volume_ml": one}
+        {
+            "dice": 2 / 3,
+            "hd95_mm": 7.5,
+            "asd_mm": 2.5,
+            "pred_volume_ml": two,
+            "true_volume_ml": one,
+            "fp_volume_ml": one,
+            "fn_volume_ml": 0.0,
+        }
     )
     assert rows["exact"] == pytest.approx(
-        {"dice": 1.0, "hd95_mm": 0.0, "asd_mm": 0.0, "pred_volume_ml": two, "true_volume_ml": two}
+        {
+            "dice": 1.0,
+            "hd95_mm": 0.0,
+            "asd_mm": 0.0,
+            "pred_volume_ml": two,
+            "true_volume_ml": two,
+            "fp_volume_ml": 0.0,
+            "fn_volume_ml": 0.0,
+        }
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"] == 2

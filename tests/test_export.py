@@ -298,3 +298,34 @@ def test_an_onnx_model_that_fails_the_check_is_not_left_in_place(tmp_path, one_t
         main(["--ckpt_file", str(model), "--filepath", str(out), "--atol", "-1"])  # no model can pass
     assert not out.exists() and not list((tmp_path / "out").iterdir())
     assert main(["--ckpt_file", str(model), "--filepath", str(out)]) == 0 and out.is_file()
+
+
+def test_a_model_of_three_classes_exports_its_three_output_channels(tmp_path, one_torch_thread):
+    """The class count travels with the weights: TorchScript and ONNX built from inference.json alone output a channel
+    per class of the model's settings."""
+    pytest.importorskip("onnxruntime")
+    from scripts.networks import model_settings
+
+    trained = {**model_settings.default_settings(), "spatial_size": 32}
+    trained["label_classes"] = {"background": 0, "shell": 2, "core": 5}
+    trained["network_args"] = {**trained["network_args"], "out_channels": 3}
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    parser["network_args"] = trained["network_args"]
+    network = parser.get_parsed_content("network_def").eval()
+    model = tmp_path / "model.pt"
+    torch.save(network.state_dict(), model)
+    model_settings.write(trained, model)
+    ts, onnx_path = tmp_path / "model.ts", tmp_path / "model.onnx"
+    for command in (
+        ["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file", str(model)],
+        ["scripts.tools.onnx_export", "--ckpt_file", str(model), "--filepath", str(onnx_path)],
+    ):
+        extra = ["--ckpt_path", str(model), "--meta_file", METADATA, "--config_file", INFERENCE_CONFIG]
+        result = run_module(command + (extra if command[0] == "monai.bundle" else ["--meta_file", METADATA]))
+        assert result.returncode == 0, result.stderr[-3000:]
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        scripted = torch.jit.load(str(ts))(x)
+        assert scripted.shape == (2, 3, 32, 32) and torch.allclose(scripted, network(x), atol=1e-5)
+    assert max_abs_diff(network, str(onnx_path), (1, 32, 32), batch_sizes=(1, 2)) < 1e-4

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from scripts.networks.slicing import PatchPrepareBatch, SlicePrepareBatch
-from scripts.transforms.slice_augmentation import SliceAugmentation, affine_grid
+from scripts.transforms.slice_augmentation import SliceAugmentation, affine_grid, in_plane_axes
 
 NOTHING = dict(flip_prob=0, rotate_prob=0, zoom_prob=0, translate_prob=0, scale_prob=0, shift_prob=0, noise_prob=0)
 
@@ -81,7 +81,7 @@ def test_mismatched_image_and_label_are_refused():
 def test_prepare_batches_hand_their_output_to_the_augmentation():
     seen = []
 
-    def record(image, label):
+    def record(image, label, in_plane=None):
         seen.append((image.shape, label.shape))
         return image + 1, label
 
@@ -146,3 +146,24 @@ def test_an_elastic_deformation_is_smooth_moves_image_and_label_alike_and_only_w
     after = torch.rand(1)
     torch.manual_seed(1)
     assert torch.equal(after, torch.rand(1))
+
+
+def test_mirror_axes_keep_a_left_right_flip_out_whatever_plane_the_slice_lies_in():
+    """Lateralised labels (left and right structures of their own): no slice is mirrored along the left-right axis,
+    which runs along the rows of axial and coronal slices (RAS, the normal moved last) and is the normal of sagittal
+    ones, whose two in-plane axes may both flip."""
+    image, label = asymmetric_slices(n=3)
+    normals = torch.tensor([2, 1, 0])  # axial, coronal, sagittal
+    kept = SliceAugmentation(**{**NOTHING, "flip_prob": 1.0}, mirror_axes=["AP", "SI"])
+    out, out_label = kept(image, label, in_plane_axes(normals))
+    for i, expected in enumerate([image[0].flip(-1), image[1].flip(-1), image[2].flip(-1).flip(-2)]):
+        assert torch.allclose(out[i], expected, atol=1e-5), i
+    everything, _ = SliceAugmentation(**{**NOTHING, "flip_prob": 1.0})(image, label, in_plane_axes(normals))
+    assert torch.allclose(everything[0], image[0].flip(-1).flip(-2), atol=1e-5)  # by default rows flip too
+
+
+def test_a_mirror_axis_left_out_needs_the_slices_normals():
+    with pytest.raises(ValueError, match="slices' axes are not known"):
+        SliceAugmentation(mirror_axes=["AP", "SI"])(*asymmetric_slices(n=2))
+    with pytest.raises(ValueError, match=r"mirror_axes: \['XY'\] unknown"):
+        SliceAugmentation(mirror_axes=["XY"])

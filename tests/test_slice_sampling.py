@@ -90,3 +90,17 @@ def test_one_hot_labels_take_channel_zero_as_background():
     frequencies = slice_frequencies(sampler({"image": data["image"], "label": one_hot}), 12)
     assert frequencies[[3, 4, 9]].sum() == 1.0  # only slices with foreground in channel 1
     assert abs(frequencies[4] - 16 / 21) < 0.03
+
+
+def test_balance_classes_draws_a_small_class_as_often_as_a_large_one():
+    label = torch.zeros(1, 8, 8, 20)
+    label[0, :, :, :15] = 1  # a large class over 15 slices
+    label[0, :2, :2, 18] = 2  # a small one in one slice
+    draws = {}
+    for balanced in (False, True):
+        sampler = RandSlicesByPosNegLabeld(
+            ["label"], "label", num_samples=2000, pos=1.0, neg=0.0, balance_classes=balanced
+        )
+        sampler.set_random_state(0)
+        draws[balanced] = (sampler.centres(label) == 18).mean()
+    assert draws[False] < 0.01 and 0.4 < draws[True] < 0.6

@@ -61,7 +61,16 @@ ERRORS = {
         label,
         "affine differs",
     ),
-    "label_values": (lambda r: rewrite(label(r, 1), lambda a: a * 255), label, "label values {0, 255} are not {0, 1}"),
+    "label_values": (
+        lambda r: rewrite(label(r, 1), lambda a: a * 0.5),
+        label,
+        "label values {0, 0.5} are not whole numbers >= 0",
+    ),
+    "negative_label": (
+        lambda r: rewrite(label(r, 1), lambda a: -a.astype(np.int16)),
+        label,
+        "label values {-1, 0} are not whole numbers",
+    ),
     "nan_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.nan, a)), image, "NaN or Inf"),
     # Inf as well as NaN: a check that looked for NaN alone passed every test before
     "inf_in_image": (lambda r: rewrite(image(r, 1), lambda a: np.where(a > a.mean(), np.inf, a)), image, "NaN or Inf"),
@@ -125,7 +134,7 @@ def test_warnings_do_not_fail(tmp_path, capsys, damage, text):
 def test_all_problems_reported_in_one_go(tmp_path, capsys):
     root = write_dataset(tmp_path / "data")
     truncate(image(root, 0))
-    rewrite(label(root, 3), lambda a: a * 255)
+    rewrite(label(root, 3), lambda a: a * 0.5)
     assert main(["--dataset_dir", str(root)]) == 1
     out = capsys.readouterr().out
     assert str(image(root, 0)) in out and str(label(root, 3)) in out and "2 error(s)" in out

@@ -11,7 +11,7 @@ from pathlib import Path
 from scripts.config.flags import as_bool
 from scripts.data.cases import DatasetError, folds_problems, split_cases
 from scripts.data.data_cache import CACHE_MODES
-from scripts.networks.losses import LOSSES
+from scripts.networks.losses import LOSS_NAMES
 from scripts.transforms.slice_axis import SLICE_AXES
 
 UNET_DIMENSIONS = ("2D", "2.5D", "3D")
@@ -127,8 +127,8 @@ def check_numbers(settings: dict) -> None:
 def problems_in(settings: dict) -> list[str]:
     """Every problem with the resolved settings, one line each."""
     found = []
-    if settings.get("loss_function") not in LOSSES:
-        found.append(f"loss_function={settings.get('loss_function')!r}: use one of {', '.join(LOSSES)}")
+    if settings.get("loss_function") not in LOSS_NAMES:
+        found.append(f"loss_function={settings.get('loss_function')!r}: use one of {', '.join(LOSS_NAMES)}")
     mode = settings.get("unet_dimensions")
     if mode not in UNET_DIMENSIONS:
         found.append(f"unet_dimensions={mode!r}: use one of {', '.join(UNET_DIMENSIONS)}")

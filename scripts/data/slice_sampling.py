@@ -9,6 +9,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
+from scripts.config.flags import as_bool
+
 
 class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
     """``num_samples`` slabs ``[C, H, W, slab]`` along the last axis of each key, the in-plane extent whole.
@@ -20,6 +22,10 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
     transform runs the crop and its metadata bookkeeping once per sample and key (about 1.2 ms each, four times the
     cost of reading the cached volume); whole-plane slabs are plain tensor views, picked from per-slice counts.
     Outputs are plain tensors; other keys are shared by every sample.
+
+    ``balance_classes`` (label maps of class indices): a foreground draw first picks one of the classes the volume
+    holds, each as likely, then a slice in proportion to that class's voxels, so a small class is trained on as often
+    as a large one (nnU-Net's oversampling picks a class the same way).
     """
 
     def __init__(
@@ -30,6 +36,7 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
         slab: int = 1,
         pos: float = 1.0,
         neg: float = 1.0,
+        balance_classes: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -39,6 +46,7 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
             raise ValueError(f"slab must be an odd number of slices >= 1, got {slab}")
         self.label_key, self.num_samples, self.slab = label_key, int(num_samples), int(slab)
         self.pos_ratio = pos / (pos + neg)
+        self.balance_classes = as_bool(balance_classes, "balance_classes")
 
     def centres(self, label: torch.Tensor) -> np.ndarray:
         """``num_samples`` centre slices for a ``[C, H, W, D]`` label (``D >= slab``)."""
@@ -53,12 +61,28 @@ class RandSlicesByPosNegLabeld(Randomizable, MapTransform):
         fg_total, bg_total = foreground.sum(), background.sum()
         fg = foreground / fg_total if fg_total > 0 else background / bg_total
         bg = background / bg_total if bg_total > 0 else fg
+        per_class = self.class_slices(label) if self.balance_classes and fg_total > 0 else []
         half = self.slab // 2
         centres = np.empty(self.num_samples, dtype=np.int64)
         for i in range(self.num_samples):
             chosen = fg if self.R.rand() < self.pos_ratio else bg
+            if chosen is fg and per_class:
+                chosen = per_class[self.R.randint(len(per_class))]
             centres[i] = self.R.choice(depth, p=chosen)
         return np.clip(centres, half, depth - 1 - half)
+
+    @staticmethod
+    def class_slices(label: torch.Tensor) -> list[np.ndarray]:
+        """For each foreground class a ``[C=1, H, W, D]`` label of class indices holds, the share of its voxels in each
+        slice."""
+        indices = label[0]
+        shares = []
+        for value in torch.unique(indices):
+            if value == 0:
+                continue
+            counts = torch.count_nonzero(indices == value, dim=(0, 1)).double().numpy()
+            shares.append(counts / counts.sum())
+        return shares
 
     def __call__(self, data: Mapping) -> list[dict]:
         d = dict(data)

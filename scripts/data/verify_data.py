@@ -71,18 +71,23 @@ def _checked(check, path: Path, problems: list[Problem]):
         return None
 
 
-def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, threshold: float = 0.5) -> list[Problem]:
+def check_case(
+    image_path: Path, label_path: Path, accept_nonbinary: bool, threshold: float = 0.5, values_found: list | None = None
+) -> list[Problem]:
+    """Every problem of one case. Without ``accept_nonbinary`` a label is a label map: whole values >= 0, each a class
+    (``scripts.data.label_classes``); they are appended to ``values_found``."""
     problems: list[Problem] = []
     image = _checked(check_scan, image_path, problems)  # the scan check inference runs too
     label = _checked(read_volume, label_path, problems)
     if label is not None:
         values = np.unique(label[1])
-        if not accept_nonbinary and not np.isin(values, (0, 1)).all():
+        if not accept_nonbinary and (values.min() < 0 or not np.array_equal(values, np.round(values))):
             shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if len(values) > 8 else "")
             problems.append(
                 _error(
                     label_path,
-                    f"label values {{{shown}}} are not {{0, 1}}; pass --binarize_labels true (or --label_threshold T)",
+                    f"label values {{{shown}}} are not whole numbers >= 0 (one per class); for a soft or scaled "
+                    "mask pass --binarize_labels true (or --label_threshold T)",
                 )
             )
         elif values.max() <= 0:
@@ -97,6 +102,8 @@ def check_case(image_path: Path, label_path: Path, accept_nonbinary: bool, thres
                     f"{values.max():g}), so the case would train as empty; lower --label_threshold",
                 )
             )
+        if values_found is not None and not accept_nonbinary:
+            values_found.extend(int(v) for v in values)
     if image is not None and label is not None:
         if image[1].shape != label[1].shape:
             problems.append(
@@ -136,7 +143,10 @@ def check_dataset(
     accept_nonbinary = as_bool(binarize_labels, "binarize_labels") or label_threshold not in (None, "")
     threshold = 0.5 if label_threshold in (None, "") else float(label_threshold)
     for case in pairing.cases:
-        problems += check_case(Path(case["image"]), Path(case["label"]), accept_nonbinary, threshold)
+        values: list[int] = []
+        problems += check_case(Path(case["image"]), Path(case["label"]), accept_nonbinary, threshold, values)
+        if values:
+            case["label_values"] = sorted(set(values))
     for image_path in pairing.images_without_label:
         problems.append(_warning(image_path, "image without label; it is skipped (add its label to use it)"))
     cases = pairing.cases
@@ -183,7 +193,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset_dir", required=True)
     parser.add_argument("--training_images", help="default: <dataset_dir>/imagesTr")
     parser.add_argument("--training_labels", help="default: <dataset_dir>/labelsTr")
-    parser.add_argument("--binarize_labels", default="false", help="accept labels other than {0,1}")
+    parser.add_argument(
+        "--binarize_labels", default="false", help="labels are soft or scaled masks: foreground = label >= threshold"
+    )
     parser.add_argument("--label_threshold", default=None, help="foreground = label >= threshold")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout, force=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from ignite.engine import Engine, Events
 
+from scripts.data.label_classes import foreground_names, is_binary
 from scripts.handlers.case_progress import batch_case_ids
 from scripts.handlers.surface_metrics import COLUMNS, case_metrics
 from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
@@ -39,15 +40,18 @@ def _fmt(value: float) -> str:
 
 
 class EvaluationReport:
-    """Ignite handler for an evaluator whose output holds binary ``pred`` and ``label`` on the label's grid.
+    """Ignite handler for an evaluator whose output holds ``pred`` (one channel 0/1, or one-hot over the classes) and
+    ``label`` (class indices) on the label's grid: one row per case, or per case and class when there are more than
+    two classes (a ``class`` column; background is not scored), and the summary per class.
 
     MONAI's ``MetricsSaver`` writes one CSV per metric and a CSV summary; this writes all metrics of a case in one
     row, adds volumes, and uses each label's own voxel spacing for the distances in mm.
     """
 
-    def __init__(self, output_dir: str, pred_key: str = "pred", label_key: str = "label") -> None:
+    def __init__(self, output_dir: str, pred_key: str = "pred", label_key: str = "label", classes=None) -> None:
         self.output_dir = Path(output_dir)
         self.pred_key, self.label_key = pred_key, label_key
+        self.classes = None if classes is None or is_binary(classes) else foreground_names(classes)
         self.rows: list[dict] = []
 
     def attach(self, engine: Engine) -> None:
@@ -61,28 +65,45 @@ class EvaluationReport:
     def score(self, engine: Engine) -> None:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         for case, output in zip(batch_case_ids(engine.state.batch), outputs, strict=True):
-            label = output[self.label_key]
-            row = {"case": case, **case_metrics(output[self.pred_key], label, label.affine)}
-            self.rows.append(row)
-            logger.info("%s: %s", case, ", ".join(f"{c} {_fmt(row[c])}" for c in COLUMNS))
+            pred, label = output[self.pred_key], output[self.label_key]
+            if self.classes is None:
+                rows = [{"case": case, **case_metrics(pred, label, label.affine)}]
+            else:  # channel i of the one-hot prediction is class index i of the label
+                rows = [
+                    {"case": case, "class": name, **case_metrics(pred[index : index + 1], label == index, label.affine)}
+                    for index, name in enumerate(self.classes, start=1)
+                ]
+            for row in rows:
+                self.rows.append(row)
+                what = case if self.classes is None else f"{case} {row['class']}"
+                logger.info("%s: %s", what, ", ".join(f"{c} {_fmt(row[c])}" for c in COLUMNS))
 
     def write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_text_durably(csv_text(self.rows, ["case", *COLUMNS]), self.output_dir / "metrics.csv")
-        summary = {"cases": len(self.rows), "metrics": summarise(self.rows)}
+        if self.classes is None:
+            write_text_durably(csv_text(self.rows, ["case", *COLUMNS]), self.output_dir / "metrics.csv")
+            summary = {"cases": len(self.rows), "metrics": summarise(self.rows)}
+            parts = {"": summary["metrics"]}
+        else:
+            write_text_durably(csv_text(self.rows, ["case", "class", *COLUMNS]), self.output_dir / "metrics.csv")
+            by_class = {name: summarise([r for r in self.rows if r["class"] == name]) for name in self.classes}
+            summary = {"cases": len(self.rows) // len(self.classes), "classes": by_class}
+            parts = {f"{name} ": metrics for name, metrics in by_class.items()}
         write_text_durably(json.dumps(summary, indent=2) + "\n", self.output_dir / "summary.json")
-        for column, stats in summary["metrics"].items():
-            if stats["n"]:
-                logger.info(
-                    "%s over %d case(s): mean %.4f, std %.4f, median %.4f",
-                    column,
-                    stats["n"],
-                    stats["mean"],
-                    stats["std"],
-                    stats["median"],
-                )
-            else:
-                logger.info("%s: no case has a finite value", column)
+        for prefix, metrics in parts.items():
+            for column, stats in metrics.items():
+                if stats["n"]:
+                    logger.info(
+                        "%s%s over %d case(s): mean %.4f, std %.4f, median %.4f",
+                        prefix,
+                        column,
+                        stats["n"],
+                        stats["mean"],
+                        stats["std"],
+                        stats["median"],
+                    )
+                else:
+                    logger.info("%s%s: no case has a finite value", prefix, column)
         logger.info(
             "Per-case metrics: %s; summary: %s", self.output_dir / "metrics.csv", self.output_dir / "summary.json"
         )

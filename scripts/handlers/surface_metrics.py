@@ -10,7 +10,7 @@ import torch
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 from monai.utils import convert_to_numpy
 
-COLUMNS = ("dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml")
+COLUMNS = ("dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml", "fp_volume_ml", "fn_volume_ml")
 
 
 def voxel_geometry(affine) -> tuple[list[float], float]:
@@ -28,7 +28,7 @@ def _binary(x) -> torch.Tensor:
 
 def case_metrics(pred, label, affine) -> dict[str, float]:
     """Dice, 95th-percentile Hausdorff distance and symmetric average surface distance (both in mm, from the
-    voxel spacing of ``affine``), predicted and true volume in ml.
+    voxel spacing of ``affine``), predicted and true volume, false-positive and false-negative volume in ml.
 
     ``pred`` and ``label`` are binary ``[1, H, W, D]`` (or ``[H, W, D]``) arrays on the same grid. When only one
     of them is empty, Dice is 0 and the distances are ``nan`` (undefined); when both are, Dice is 1 and the
@@ -56,4 +56,6 @@ def case_metrics(pred, label, affine) -> dict[str, float]:
         "asd_mm": asd,
         "pred_volume_ml": n_pred * voxel_ml,
         "true_volume_ml": n_true * voxel_ml,
+        "fp_volume_ml": float((p * (1 - y)).sum()) * voxel_ml,
+        "fn_volume_ml": float(((1 - p) * y).sum()) * voxel_ml,
     }

@@ -10,6 +10,8 @@ from monai.engines import PrepareBatch, default_prepare_batch
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 
+from scripts.networks.slicing import slice_axes
+
 
 def slab_to_channels(slabs: torch.Tensor) -> torch.Tensor:
     """``[N, C, H, W, 2k+1]`` slabs -> ``[N, C*(2k+1), H, W]``: channel ``c*(2k+1) + j`` is slice ``j`` of
@@ -43,7 +45,9 @@ class ContextSlicePrepareBatch(PrepareBatch):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
         centre = label.shape[-1] // 2
         image, label = slab_to_channels(image), label[..., centre]
-        return self.augmentation(image, label) if self.augmentation is not None else (image, label)
+        if self.augmentation is None:
+            return image, label
+        return self.augmentation(image, label, slice_axes(batchdata, 1))
 
 
 class ContextSliceInferer(Inferer):

@@ -36,7 +36,15 @@ class FlipTTAInferer(Inferer):
         return total / len(self.flips)
 
 
-def with_flip_tta(inferer: Inferer, tta) -> Inferer:
+# the axes of a [B, C, X, Y, Z] RAS volume that flip TTA mirrors, by the name mirror_axes gives them
+TTA_AXES = {"LR": 2, "AP": 3}
+
+
+def with_flip_tta(inferer: Inferer, tta, mirror_axes=tuple(TTA_AXES)) -> Inferer:
     """``inferer`` wrapped in :class:`FlipTTAInferer` when ``tta`` is true (a bool or ``true``/``false``), else
-    ``inferer`` itself."""
-    return FlipTTAInferer(inferer) if as_bool(tta, "tta") else inferer
+    ``inferer`` itself. It flips the left-right and anterior-posterior axes of RAS volumes, those of them in
+    ``mirror_axes`` (a model trained without left-right flips, for lateralised labels, is not averaged with its mirror
+    image either)."""
+    if not as_bool(tta, "tta"):
+        return inferer
+    return FlipTTAInferer(inferer, [dim for axis, dim in TTA_AXES.items() if axis in mirror_axes])

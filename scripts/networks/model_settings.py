@@ -1,7 +1,7 @@
 """What a trained network expects of its input, kept with its weights so that inference and evaluation need not be told.
 
 Training records train.json's ``model_settings`` (mode, network arguments, spatial size, slice axis, intensity
-normalisation, context slices, patch size, label threshold) in ``model.json`` beside ``model.pt`` and inside every
+normalisation, context slices, patch size, label threshold, label classes) in ``model.json`` beside ``model.pt`` and inside every
 checkpoint; ``configs/inference.json`` and ``configs/evaluate.json`` take their settings from the file ``ckpt_path``
 names and refuse an override that contradicts it. nnU-Net keeps its ``plans.json`` beside the weights for this reason.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from scripts.config.flags import as_bool
+from scripts.data.label_classes import BINARY_CLASSES
 from scripts.persistence.durable_disk_saver import write_text_durably
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ TRAIN_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train.json"
 NOT_ENFORCED = ("label_threshold",)
 # model.json's record of the data the model was trained on: not a setting (read() leaves it out)
 TRAINED_ON = "trained_on"
+# settings recorded since, and what a model recorded before them was trained with: one foreground class of value 1,
+# flips along every axis
+RECORDED_SINCE = {"label_classes": dict(BINARY_CLASSES), "mirror_axes": ["LR", "AP", "SI"]}
 
 
 def sidecar(weights_path) -> Path:
@@ -68,6 +72,7 @@ def default_settings() -> dict:
 
     parser = ConfigParser()
     parser.read_config(str(TRAIN_CONFIG))
+    parser["label_classes"] = dict(BINARY_CLASSES)  # train.json finds them in the data; weights alone are binary
     return parser.get_parsed_content("model_settings")
 
 
@@ -99,7 +104,7 @@ def read(ckpt_path) -> dict:
     path = Path(ckpt_path)
     settings = _recorded_settings(path)
     if settings is not None:
-        return settings
+        return {**RECORDED_SINCE, **settings}
     if path.is_file():
         logger.warning(
             "%s: no settings recorded with these weights (%s); assuming configs/train.json's defaults",

@@ -6,6 +6,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# the world axes of a RAS volume, as mirror_axes names them
+MIRROR_AXES = {"LR": 0, "AP": 1, "SI": 2}
+
+
+def in_plane_axes(normals: torch.Tensor) -> torch.Tensor:
+    """``[N]`` slice normals (RAS axes 0-2) -> ``[N, 2]``: the world axes of each slice's rows (H) and columns (W).
+    ``SliceAxis`` moves the normal last and keeps the other two axes in their order."""
+    table = torch.tensor([[1, 2], [0, 2], [0, 1]])
+    return table[normals.long().cpu()]
+
 
 def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``F.affine_grid(theta, [N, C, height, width], align_corners=False)`` by two broadcast multiply-adds: on the CPU
@@ -31,7 +41,9 @@ class SliceAugmentation:
     ``elastic_points`` x ``elastic_points`` grid with a standard deviation of up to ``elastic_magnitude`` of the slice's
     size, interpolated bicubically: head and brain shapes the few training subjects do not have), then on the image
     alone ``x * (1 + u)`` with ``|u| <= scale_range``, ``x + v`` with ``|v| <= shift_range``, and Gaussian noise of a
-    standard deviation drawn from ``[0, noise_std]``.
+    standard deviation drawn from ``[0, noise_std]``. Flips are only along the world axes in ``mirror_axes`` (``LR``,
+    ``AP``, ``SI``): leave ``LR`` out when left and right structures have labels of their own, which a mirror image
+    would swap; a slice's axes are known from ``in_plane`` (:func:`in_plane_axes` of its normal).
     Labels are resampled with nearest neighbours and padded with 0; images are padded with each slice's lowest value
     (its background: 0 is the head's mean after z-scoring). Draws use torch's global CPU generator, which the trainer
     reseeds every epoch, so a resumed run augments as the uninterrupted one.
@@ -55,7 +67,12 @@ class SliceAugmentation:
         elastic_prob: float = 0.0,
         elastic_magnitude: float = 0.03,
         elastic_points: int = 5,
+        mirror_axes=tuple(MIRROR_AXES),
     ) -> None:
+        unknown = [a for a in mirror_axes if a not in MIRROR_AXES]
+        if unknown:
+            raise ValueError(f"mirror_axes: {unknown} unknown; name some of {', '.join(MIRROR_AXES)}, or none ([])")
+        self.mirrored = torch.tensor([axis in mirror_axes for axis in MIRROR_AXES])
         self.flip_prob, self.rotate_prob, self.rotate_range = float(flip_prob), float(rotate_prob), float(rotate_range)
         self.zoom_prob, self.zoom_range = float(zoom_prob), (float(zoom_range[0]), float(zoom_range[1]))
         self.translate_prob, self.translate_range = float(translate_prob), float(translate_range)
@@ -71,10 +88,16 @@ class SliceAugmentation:
     def _chosen(self, n: int, prob: float) -> torch.Tensor:
         return torch.rand(n, dtype=torch.float64) < prob
 
-    def affine(self, n: int, height: int, width: int) -> torch.Tensor:
-        """``[n, 2, 3]`` matrices for ``F.affine_grid``: output pixel -> input pixel in normalised coordinates."""
-        flip_x = torch.where(self._chosen(n, self.flip_prob), -1.0, 1.0).double()
-        flip_y = torch.where(self._chosen(n, self.flip_prob), -1.0, 1.0).double()
+    def affine(self, n: int, height: int, width: int, in_plane: torch.Tensor | None = None) -> torch.Tensor:
+        """``[n, 2, 3]`` matrices for ``F.affine_grid``: output pixel -> input pixel in normalised coordinates.
+        ``in_plane``: ``[n, 2]`` world axes of the rows and columns, for ``mirror_axes``."""
+        # drawn whatever mirror_axes allows, so leaving an axis out changes no other draw
+        flip_x, flip_y = self._chosen(n, self.flip_prob), self._chosen(n, self.flip_prob)
+        if in_plane is not None:
+            flip_y, flip_x = flip_y & self.mirrored[in_plane[:, 0]], flip_x & self.mirrored[in_plane[:, 1]]
+        elif not self.mirrored.all():
+            raise ValueError("mirror_axes leaves an axis out, but the slices' axes are not known (no slice normal)")
+        flip_x, flip_y = (torch.where(flip, -1.0, 1.0).double() for flip in (flip_x, flip_y))
         angle = torch.where(
             self._chosen(n, self.rotate_prob), self._uniform(n, -self.rotate_range, self.rotate_range), 0.0
         )
@@ -128,7 +151,9 @@ class SliceAugmentation:
             image = image.index_add(0, noisy, noise * std[std > 0].to(image).view((-1,) + shape[1:]))
         return image
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: torch.Tensor, label: torch.Tensor, in_plane: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[0] != label.shape[0] or image.shape[2:] != label.shape[2:]:
             raise ValueError(f"image {tuple(image.shape)} and label {tuple(label.shape)} differ in batch or space")
         volumetric = image.ndim == 5
@@ -136,7 +161,7 @@ class SliceAugmentation:
             depth = image.shape[-1]
             image, label = (t.permute(0, 1, 4, 2, 3).flatten(1, 2) for t in (image, label))
         n, _, height, width = image.shape
-        theta = self.affine(n, height, width).to(device=image.device, dtype=torch.float32)
+        theta = self.affine(n, height, width, in_plane).to(device=image.device, dtype=torch.float32)
         grid = affine_grid(theta, height, width)
         offsets = self.displacement(n, height, width)
         if offsets is not None:

@@ -70,7 +70,9 @@ class SliceAxisd(MapTransform, InvertibleTransform):
     """Dictionary version of :class:`SliceAxis`. The axis is chosen once per volume from the first key present
     (``auto``: coarsest spacing when clearly anisotropic, else axial) and applied to every key, so image and label
     stay aligned. With ``plane_key``, an item holding that key is sliced along the plane it names instead (training
-    items drawn along every plane, see ``scripts.data.cases.along_planes``). Put it right after
+    items drawn along every plane, see ``scripts.data.cases.along_planes``). With ``normal_key``, the axis chosen (0
+    left-right, 1 anterior-posterior, 2 superior-inferior) is recorded under it, for augmentation that must know which
+    world axes a slice's rows and columns run along (``SliceAugmentation``'s ``mirror_axes``). Put it right after
     ``Orientationd(axcodes="RAS")``."""
 
     def __init__(
@@ -79,11 +81,13 @@ class SliceAxisd(MapTransform, InvertibleTransform):
         slice_axis: str = "auto",
         anisotropy_ratio: float = ANISOTROPY_RATIO,
         plane_key: str | None = None,
+        normal_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         choose_axis(slice_axis, torch.eye(4), anisotropy_ratio)  # refuse an unknown name at construction
         self.slice_axis, self.ratio, self.plane_key = slice_axis, float(anisotropy_ratio), plane_key
+        self.normal_key = normal_key
         self.permuter = SliceAxis()
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
@@ -95,6 +99,8 @@ class SliceAxisd(MapTransform, InvertibleTransform):
                 affine = d[key].affine if isinstance(d[key], MetaTensor) else torch.eye(4)
                 axis = choose_axis(plane, affine, self.ratio)
             d[key] = self.permuter(d[key], axis)
+        if self.normal_key is not None and axis is not None:
+            d[self.normal_key] = int(axis)
         return d
 
     def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:

@@ -1,0 +1,118 @@
+"""The classical baseline of the tissue task: k-means with three clusters on each scan's intensities inside the
+reference's brain (the baseline is given the region; only the split into CSF, grey and white matter is its own).
+
+    python -m scripts.tools.prepare_tissue_classes --output_dir tissue_t1
+    python -m benchmarks.tissue_kmeans --dataset_dir tissue_t1 [--out_dir tissue_kmeans] [--json tissue_kmeans.json]
+
+Clusters are ordered by their mean intensity and named by T1 contrast, CSF < grey < white matter; the label map gets
+the dataset's values for those names (its ``dataset.json``) on the scan's grid, in ``out_dir/<case>.nii.gz``. Prints one
+markdown row per case with each class's Dice (``benchmarks.class_scores``) and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from sklearn.cluster import KMeans
+
+from benchmarks import common
+from benchmarks.class_scores import per_class_dice
+
+CLASSES = ("CSF", "grey matter", "white matter")  # darkest to brightest on T1
+SAMPLE = 200_000  # voxels the clusters are fitted on; every voxel is then assigned to its nearest centre
+
+
+def kmeans_classes(image: np.ndarray, region: np.ndarray, values, seed: int = 0) -> tuple[np.ndarray, list[float]]:
+    """(label map with ``values`` (CSF, grey, white matter) for the darkest to brightest of three k-means clusters of
+    the intensities in ``region``, 0 elsewhere; the cluster centres, darkest first)."""
+    intensities = np.asarray(image, dtype=np.float64)[region][:, None]
+    if len(np.unique(intensities[:: max(1, intensities.shape[0] // SAMPLE)])) < 3:
+        raise SystemExit("k-means needs at least three distinct intensities in the brain region")
+    sample = np.random.default_rng(seed).permutation(intensities.shape[0])[:SAMPLE]
+    kmeans = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(intensities[sample])
+    order = np.argsort(kmeans.cluster_centers_.ravel())
+    value_of_cluster = np.empty(3, np.uint8)
+    value_of_cluster[order] = values  # the darkest cluster takes values[0] (CSF), the brightest values[2]
+    labels = np.zeros(region.shape, np.uint8)
+    labels[region] = value_of_cluster[kmeans.predict(intensities)]
+    return labels, [float(c) for c in kmeans.cluster_centers_.ravel()[order]]
+
+
+def class_values(dataset_dir: Path) -> dict[str, int]:
+    """The value of each of ``CLASSES`` in the dataset's ``dataset.json``."""
+    path = dataset_dir / "dataset.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: --dataset_dir is a folder of scripts.tools.prepare_tissue_classes")
+    labels = json.loads(path.read_text()).get("labels", {})
+    missing = [name for name in CLASSES if name not in labels]
+    if missing:
+        raise SystemExit(f"{path}: labels has no {', '.join(missing)} (it has {', '.join(labels) or 'none'})")
+    return {name: int(labels[name]) for name in CLASSES}
+
+
+def run(dataset_dir: Path, out_dir: Path) -> list[dict]:
+    values = class_values(dataset_dir)
+    cases_path = dataset_dir / "cases.json"
+    if cases_path.is_file():
+        cases = [c["case"] for c in json.loads(cases_path.read_text())]
+    else:
+        cases = sorted(p.name[: -len(".nii.gz")] for p in (dataset_dir / "labelsTr").glob("*.nii.gz"))
+    if not cases:
+        raise SystemExit(f"{dataset_dir}: no cases (labelsTr/*.nii.gz)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for case in cases:
+        image_path, label_path = (
+            dataset_dir / "imagesTr" / f"{case}_0000.nii.gz",
+            dataset_dir / "labelsTr" / f"{case}.nii.gz",
+        )
+        image, label = nib.load(image_path), nib.load(label_path)
+        start = time.perf_counter()
+        predicted, centres = kmeans_classes(
+            np.asarray(image.dataobj), np.asarray(label.dataobj) > 0, list(values.values())
+        )
+        seconds = time.perf_counter() - start
+        nib.save(nib.Nifti1Image(predicted, image.affine), out_dir / f"{case}.nii.gz")
+        dice = per_class_dice(out_dir / f"{case}.nii.gz", label_path, values.values())
+        rows.append(
+            {
+                "case": case,
+                "dice": {name: dice[value] for name, value in values.items()},
+                "cluster_centres": dict(zip(CLASSES, centres, strict=True)),
+                "seconds": round(seconds, 2),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    cells = [[r["case"], *(f"{r['dice'][name]:.4f}" for name in CLASSES), f"{r['seconds']:.1f}"] for r in rows]
+    means = [float(np.nanmean([r["dice"][name] for r in rows])) for name in CLASSES]
+    cells.append(["mean", *(f"{m:.4f}" for m in means), ""])
+    return common.table(["case", *(f"{name} Dice" for name in CLASSES), "k-means s"], cells)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tissue_kmeans", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dataset_dir", type=Path, required=True, help="output of scripts.tools.prepare_tissue_classes"
+    )
+    parser.add_argument("--out_dir", type=Path, default=Path("tissue_kmeans"), help="where the label maps go")
+    parser.add_argument("--json", type=Path, default=common.RESULTS / "tissue_kmeans.json", help="write the rows here")
+    args = parser.parse_args(argv)
+    rows = run(args.dataset_dir, args.out_dir)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    # NaN (a class neither map holds) is not JSON: null
+    clean = [{**r, "dice": {k: None if math.isnan(v) else v for k, v in r["dice"].items()}} for r in rows]
+    args.json.write_text(json.dumps(clean, indent=2) + "\n")
+    print(table(rows) + f"\n\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
