@@ -56,11 +56,12 @@ def blob_volume(shape, scale, seed) -> tuple[np.ndarray, np.ndarray]:
     return image.astype(np.float32), label.astype(np.uint8)
 
 
-def write_dataset(root: Path, volumes=VOLUMES, channel_suffix: str = "_0000") -> Path:
+def write_dataset(root: Path, volumes=VOLUMES, channel_suffix: str = "_0000", volume=blob_volume) -> Path:
+    """``volumes`` in nnU-Net layout, each image and label made by ``volume(shape, scale, seed)``."""
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)
     for index, (shape, spacing, axes, scale) in enumerate(volumes):
-        image, label = blob_volume(shape, scale, index)
+        image, label = volume(shape, scale, index)
         affine = affine_for(spacing, axes)
         nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / f"case_{index:02d}{channel_suffix}.nii.gz")
         nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"case_{index:02d}.nii.gz")
@@ -104,13 +105,7 @@ def class_volume(shape, scale, seed) -> tuple[np.ndarray, np.ndarray]:
 def write_class_dataset(root: Path, dataset_json: bool = True, volumes=VOLUMES) -> Path:
     """`VOLUMES` as three-class label maps in nnU-Net layout, with an nnU-Net v2 ``dataset.json`` naming the classes
     (or without one)."""
-    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
-    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
-    for index, (shape, spacing, axes, scale) in enumerate(volumes):
-        image, label = class_volume(shape, scale, index)
-        affine = affine_for(spacing, axes)
-        nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / f"case_{index:02d}_0000.nii.gz")
-        nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"case_{index:02d}.nii.gz")
+    write_dataset(root, volumes, volume=class_volume)
     if dataset_json:
         description = {"channel_names": {"0": "MRI"}, "labels": CLASS_VALUES, "numTraining": len(volumes)}
         (root / "dataset.json").write_text(json.dumps({**description, "file_ending": ".nii.gz"}, indent=2))

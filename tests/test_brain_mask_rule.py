@@ -82,12 +82,19 @@ def test_cerebellum_bottom_is_the_lowest_slice_as_wide_as_the_cerebellum():
     assert cerebellum_bottom(np.zeros((10, 10, 10), bool), np.ones(3)) is None
 
 
-def test_the_builder_writes_masks_brought_to_the_rule(tmp_path, monkeypatch):
+def phantom_source(monkeypatch) -> dict[str, np.ndarray]:
+    """A head phantom registered as prepare_real_t1's source ``phantom`` (on a LAS grid, its mask out to the skull and
+    down the cord); returns the phantom."""
     head = head_phantom()
     monkeypatch.setitem(prepare_real_t1.SOURCES, "phantom", lambda archives: (head["image"], head["to_skull"], LAS))
     monkeypatch.setitem(prepare_real_t1.MASK_RULE, "phantom", "csf")
     monkeypatch.setitem(prepare_real_t1.FILES, "phantom", "a head phantom")
     monkeypatch.setitem(prepare_real_t1.LICENCES, "phantom", "none")
+    return head
+
+
+def test_the_builder_writes_masks_brought_to_the_rule(tmp_path, monkeypatch):
+    head = phantom_source(monkeypatch)
     cases = prepare_real_t1.build(tmp_path, tmp_path / "packages", sources=("phantom",))
     assert [c["mask_rule"] for c in cases] == ["brain surface", "brain surface"]
     label = np.asarray(nib.load(tmp_path / "labelsTr" / "phantom_native.nii.gz").dataobj) > 0

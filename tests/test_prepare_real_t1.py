@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from scripts.data.cases import find_cases
 from scripts.tools import prepare_real_t1
-from tests.test_brain_mask_rule import LAS, head_phantom
+from tests.test_brain_mask_rule import phantom_source
 
 
 def world_centroid(path) -> np.ndarray:
@@ -21,11 +21,7 @@ def world_centroid(path) -> np.ndarray:
 
 
 def test_layout_and_a_second_acquisition_of_the_same_head(tmp_path, monkeypatch):
-    head = head_phantom()
-    monkeypatch.setitem(prepare_real_t1.SOURCES, "phantom", lambda archives: (head["image"], head["to_skull"], LAS))
-    monkeypatch.setitem(prepare_real_t1.MASK_RULE, "phantom", "csf")
-    monkeypatch.setitem(prepare_real_t1.FILES, "phantom", "a head phantom")
-    monkeypatch.setitem(prepare_real_t1.LICENCES, "phantom", "none")
+    phantom_source(monkeypatch)
     cases = prepare_real_t1.build(tmp_path, tmp_path / "packages", sources=("phantom",))
     assert [c["case"] for c in cases] == ["phantom_native", "phantom_cor2x3x2"]
     assert json.loads((tmp_path / "cases.json").read_text()) == cases
