@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from monai.inferers import Inferer, SlidingWindowInferer
 
 from scripts.networks.context_slices import ContextSliceInferer
-from scripts.networks.flip_tta import FlipTTAInferer, with_flip_tta
+from scripts.networks.flip_tta import TTA_AXES, FlipTTAInferer, with_flip_tta
 from scripts.networks.pass_progress import PassProgress
 from scripts.networks.plane_inferer import PlaneInferer
 
@@ -34,7 +34,7 @@ def volume_inferer(
     else:
         slices = ContextSliceInferer(context_slices=model_settings["context_slices"], slice_batch=slice_batch)
     planes_inferer = PlaneInferer(slices, model_settings["spatial_size"], planes, model_settings["slice_axis"])
-    inferer = with_flip_tta(planes_inferer, tta, model_settings.get("mirror_axes", ("LR", "AP")))
+    inferer = with_flip_tta(planes_inferer, tta, model_settings.get("mirror_axes", tuple(TTA_AXES)))
     flips = len(inferer.flips) if isinstance(inferer, FlipTTAInferer) else 1
     progress = PassProgress(inferer, passes=len(set(planes_inferer.planes)) * flips)
     planes_inferer.on_pass = progress.pass_done
