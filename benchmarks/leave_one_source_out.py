@@ -12,6 +12,13 @@ one in ``--holdout`` (default: all of them) is held out in turn, every case of i
 Prints one markdown row per held-out case: Dice, HD95 (mm), false-positive and false-negative ml, recall, each
 baseline's Dice / HD95 (mm) and seconds for that scan, training minutes. The baselines' masks live in
 ``<work_dir>/baselines/<tool>/`` and serve every fold and rerun.
+
+A set whose ``dataset.json`` names three or more classes (``scripts.tools.prepare_tissue_classes``) is scored per class:
+Dice and HD95 (mm) of each foreground class, beside the classical baseline of that task (``kmeans``,
+``benchmarks.tissue_kmeans``, which is given the reference's brain region):
+
+    python -m scripts.tools.prepare_tissue_classes --output_dir tissue_t1
+    python -m benchmarks.leave_one_source_out --dataset_dir tissue_t1 --sources fsavg avg305 icbm09 --work_dir loso_tissue
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -26,16 +34,28 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks
+from benchmarks.tissue_kmeans import CLASSES as TISSUES
+from benchmarks.tissue_kmeans import kmeans_classes
+from scripts.data.label_classes import BINARY_CLASSES, DATASET_JSON, is_binary, read_dataset_json
 from scripts.handlers.surface_metrics import case_metrics
 from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
 
 BASELINES = ("robex", "deepbet", "hdbet")
+CLASS_BASELINES = ("kmeans",)  # the tissue task's classical baseline; the brain-mask tools do not split tissues
+
+
+def dataset_classes(dataset_dir: Path) -> dict[str, int]:
+    """The set's classes, name -> value: its ``dataset.json``'s ``labels``, else background and foreground."""
+    path = dataset_dir / DATASET_JSON
+    return (read_dataset_json(path) if path.is_file() else None) or dict(BINARY_CLASSES)
 
 
 def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool = True) -> None:
     (target / "imagesTr").mkdir(parents=True, exist_ok=True)
     if labels:
         (target / "labelsTr").mkdir(parents=True, exist_ok=True)
+        if (dataset_dir / DATASET_JSON).is_file():  # the classes' names and values travel with the fold's labels
+            (target / DATASET_JSON).symlink_to((dataset_dir / DATASET_JSON).resolve())
     for case in cases:
         name = case["case"]
         (target / "imagesTr" / f"{name}_0000.nii.gz").symlink_to(
@@ -55,6 +75,42 @@ def score(mask_path: Path, label_path: Path) -> dict:
     metrics["fp_ml"], metrics["fn_ml"] = metrics["fp_volume_ml"], metrics["fn_volume_ml"]
     metrics["recall"] = float((pred & truth).sum()) / max(float(truth.sum()), 1.0)  # for masks drawn by a narrower rule
     return metrics
+
+
+def score_classes(pred_path: Path, label_path: Path, classes: dict[str, int]) -> dict:
+    """Dice and HD95 (mm) of each foreground class of a label map, and their mean Dice."""
+    label = nib.load(label_path)
+    pred, truth = np.asarray(nib.load(pred_path).dataobj), np.asarray(label.dataobj)
+    if pred.shape != truth.shape:
+        raise SystemExit(f"{pred_path}: shape {pred.shape} differs from its label's {truth.shape}")
+    scores = {}
+    for name, value in classes.items():
+        if value != 0:
+            metrics = case_metrics(pred == value, truth == value, label.affine)
+            scores[name] = {"dice": metrics["dice"], "hd95_mm": metrics["hd95_mm"]}
+    return {"classes": scores, "mean_dice": float(np.mean([s["dice"] for s in scores.values()]))}
+
+
+def kmeans_maps(cases: list[dict], dataset_dir: Path, out_dir: Path, classes: dict[str, int]) -> dict[str, Path]:
+    """The k-means baseline's label map of each case (``benchmarks.tissue_kmeans``: one cluster a foreground class,
+    inside the reference's foreground) in ``out_dir``, made once; its seconds in ``out_dir/seconds.json``."""
+    # clusters darkest to brightest take CSF, grey and white matter on the tissue set, else the values in rising order
+    names = TISSUES if set(TISSUES) <= set(classes) else [name for name in classes if classes[name] != 0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds_path = out_dir / "seconds.json"
+    seconds = json.loads(seconds_path.read_text()) if seconds_path.is_file() else {}
+    maps = {}
+    for case in cases:
+        name, maps[case["case"]] = case["case"], out_dir / f"{case['case']}.nii.gz"
+        if not maps[name].is_file():
+            image = nib.load(dataset_dir / "imagesTr" / f"{name}_0000.nii.gz")
+            region = np.asarray(nib.load(dataset_dir / "labelsTr" / f"{name}.nii.gz").dataobj) > 0
+            start = time.perf_counter()
+            labels, _ = kmeans_classes(np.asarray(image.dataobj), region, [classes[n] for n in names])
+            seconds[name] = round(time.perf_counter() - start, 2)
+            nib.save(nib.Nifti1Image(labels, image.affine), maps[name])
+            seconds_path.write_text(json.dumps(seconds, indent=2) + "\n")
+    return maps
 
 
 def run_fold(
@@ -101,8 +157,17 @@ def run_fold(
         fold / "inference.log",
     )  # a rerun with other inference settings must not keep the former masks
     images = sorted((fold / "test" / "imagesTr").iterdir())
+    classes = dataset_classes(dataset_dir)
     tools = {tool: work_dir / "baselines" / tool for tool in baselines}
-    masks = {tool: baseline_masks(tool, images, folder, baseline_python) for tool, folder in tools.items()}
+    if is_binary(classes):
+        masks = {tool: baseline_masks(tool, images, folder, baseline_python) for tool, folder in tools.items()}
+        scorer = score
+    else:
+        masks = {tool: kmeans_maps(test_cases, dataset_dir, folder, classes) for tool, folder in tools.items()}
+
+        def scorer(pred_path, label_path):
+            return score_classes(pred_path, label_path, classes)
+
     seconds = {tool: json.loads((folder / "seconds.json").read_text()) for tool, folder in tools.items()}
     rows = []
     for case in test_cases:
@@ -111,15 +176,48 @@ def run_fold(
             "case": case["case"],
             "trained_on": sorted({c["source"] for c in train_cases}),
             "train_minutes": minutes,
-            **score(fold / "predictions" / f"{case['case']}.nii.gz", label),
+            **scorer(fold / "predictions" / f"{case['case']}.nii.gz", label),
         }
         for tool in tools:
-            row[tool] = {**score(masks[tool][case["case"]], label), "seconds": seconds[tool].get(case["case"])}
+            row[tool] = {**scorer(masks[tool][case["case"]], label), "seconds": seconds[tool].get(case["case"])}
         rows.append(row)
     return rows
 
 
+def class_table(rows: list[dict]) -> str:
+    """One row per held-out case: each class's Dice / HD95 (mm), the bundle's then each baseline's; a mean row."""
+    names = list(rows[0]["classes"])
+    tools = [tool for tool in CLASS_BASELINES if any(tool in r for r in rows)]
+    headers = ["held-out case", "trained on", *(f"{n} Dice / HD95 mm" for n in names)]
+    headers += [f"{tool} {n}" for tool in tools for n in names] + ["training min"]
+
+    def cells_of(scores: dict) -> list[str]:
+        return [f"{scores[n]['dice']:.3f} / {scores[n]['hd95_mm']:.1f}" for n in names]
+
+    cells = [
+        [
+            r["case"],
+            ", ".join(r["trained_on"]),
+            *cells_of(r["classes"]),
+            *(c for tool in tools for c in (cells_of(r[tool]["classes"]) if tool in r else ["–"] * len(names))),
+            f"{r['train_minutes']:.1f}",
+        ]
+        for r in rows
+    ]
+
+    def mean_dice(scores: list[dict]) -> list[str]:
+        return [f"{np.nanmean([s[n]['dice'] for s in scores]):.3f}" for n in names]
+
+    means = mean_dice([r["classes"] for r in rows])
+    for tool in tools:
+        means += mean_dice([r[tool]["classes"] for r in rows if tool in r])
+    cells.append(["mean Dice", "", *means, ""])
+    return common.table(headers, cells)
+
+
 def table(rows: list[dict]) -> str:
+    if "classes" in rows[0]:
+        return class_table(rows)
     tools = [tool for tool in BASELINES if any(tool in r for r in rows)]
     headers = ["held-out case", "trained on", "Dice", "HD95 mm", "FP ml", "FN ml", "recall"]
     headers += [f"{tool} Dice / HD95 mm / s" for tool in tools] + ["training min"]
@@ -166,9 +264,10 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--baselines",
         nargs="*",
-        choices=list(TOOLS),
-        default=list(BASELINES),
-        help="published tools whose masks of the held-out scans stand beside the bundle's (none: no baseline)",
+        choices=[*TOOLS, *CLASS_BASELINES],
+        default=None,
+        help="published tools whose masks of the held-out scans stand beside the bundle's (none: no baseline; "
+        f"default: {' '.join(BASELINES)}, or {' '.join(CLASS_BASELINES)} for a set of several classes)",
     )
     parser.add_argument(
         "--baseline_python", default=None, help="a python that has them (requirements-baselines.txt; default: this one)"
@@ -176,6 +275,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
     cases = json.loads((dataset_dir / "cases.json").read_text())
+    binary = is_binary(dataset_classes(dataset_dir))
+    fitting = BASELINES if binary else CLASS_BASELINES
+    if args.baselines is None:
+        args.baselines = list(fitting)
+    wrong = [tool for tool in args.baselines if tool not in fitting]
+    if wrong:
+        kind = "brain masks" if binary else "label maps of several classes"
+        parser.error(
+            f"--baselines {' '.join(wrong)} does not fit {dataset_dir}'s {kind}; choose from {' '.join(fitting)}"
+        )
     rows = []
     for holdout in args.holdout or args.sources:
         rows += run_fold(

@@ -29,17 +29,18 @@ SAMPLE = 200_000  # voxels the clusters are fitted on; every voxel is then assig
 
 
 def kmeans_classes(image: np.ndarray, region: np.ndarray, values, seed: int = 0) -> tuple[np.ndarray, list[float]]:
-    """(label map with ``values`` (CSF, grey, white matter) for the darkest to brightest of three k-means clusters of
-    the intensities in ``region``, 0 elsewhere; the cluster centres, darkest first)."""
+    """(label map with ``values`` for the darkest to brightest of as many k-means clusters of the intensities in
+    ``region``, 0 elsewhere; the cluster centres, darkest first). For the tissue task the values are CSF, grey and
+    white matter's, in that order."""
     intensities = np.asarray(image, dtype=np.float64)[region][:, None]
-    if len(np.unique(intensities[:: max(1, intensities.shape[0] // SAMPLE)])) < 3:
-        raise SystemExit("k-means needs at least three distinct intensities in the brain region")
+    if len(np.unique(intensities[:: max(1, intensities.shape[0] // SAMPLE)])) < len(values):
+        raise SystemExit(f"k-means needs at least {len(values)} distinct intensities in the brain region")
     sample = np.random.default_rng(seed).permutation(intensities.shape[0])[:SAMPLE]
-    kmeans = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(intensities[sample])
+    kmeans = KMeans(n_clusters=len(values), n_init=10, random_state=seed).fit(intensities[sample])
     order = np.argsort(kmeans.cluster_centers_.ravel())
-    value_of_cluster = np.empty(3, np.uint8)
-    value_of_cluster[order] = values  # the darkest cluster takes values[0] (CSF), the brightest values[2]
-    labels = np.zeros(region.shape, np.uint8)
+    value_of_cluster = np.empty(len(values), np.uint16 if max(values) > 255 else np.uint8)
+    value_of_cluster[order] = values  # the darkest cluster takes values[0] (CSF), the brightest values[-1]
+    labels = np.zeros(region.shape, value_of_cluster.dtype)
     labels[region] = value_of_cluster[kmeans.predict(intensities)]
     return labels, [float(c) for c in kmeans.cluster_centers_.ravel()[order]]
 

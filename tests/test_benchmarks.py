@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from tests.conftest import BUNDLE
@@ -208,6 +210,47 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     else:
         assert "robex" not in rows[0] and "robex" not in proc.stdout
     assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["unet_dimensions"] == mode
+
+
+def test_leave_one_source_out_scores_each_class_beside_kmeans_on_a_set_of_several_classes(tmp_path):
+    from tests.conftest import CLASS_VALUES, VOLUMES, write_class_dataset
+
+    data = write_class_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
+    cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(["a", "a", "b", "b", "c", "c"])]
+    (data / "cases.json").write_text(json.dumps(cases))
+    out = tmp_path / "loso.json"
+    settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
+    cmd = [sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data), "--sources", "a", "b"]
+    cmd += [
+        "c",
+        "--holdout",
+        "b",
+        "--work_dir",
+        str(tmp_path / "work"),
+        "--json",
+        str(out),
+        "--inference_args",
+        settings,
+    ]
+    cmd += ["--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}"]
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [r["case"] for r in rows] == ["case_02", "case_03"]
+    for row in rows:
+        assert set(row["classes"]) == set(row["kmeans"]["classes"]) == {"shell", "core"}
+        assert all(0.0 <= s["dice"] <= 1.0 for s in (*row["classes"].values(), *row["kmeans"]["classes"].values()))
+    # the fold trained on the set's named classes, not on "class 2" and "class 5"
+    assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["label_classes"] == CLASS_VALUES
+    kmeans = np.asarray(nib.load(tmp_path / "work" / "baselines" / "kmeans" / "case_02.nii.gz").dataobj)
+    assert set(np.unique(kmeans)) == {0, 2, 5}
+    assert "| held-out case | trained on | shell Dice / HD95 mm | core Dice / HD95 mm | kmeans shell |" in proc.stdout
+    assert "| mean Dice |" in proc.stdout
+    wrong = subprocess.run([*cmd[:-2], "--baselines", "robex"], cwd=BUNDLE, capture_output=True, text=True, env=env)
+    assert (
+        wrong.returncode == 2 and "--baselines robex does not fit" in wrong.stderr and "Traceback" not in wrong.stderr
+    )
 
 
 def test_brain_mask_speed_times_each_bundle_setting_in_whole_processes(tmp_path):

@@ -3,12 +3,13 @@ end with identical weights."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import torch
 
-from tests.conftest import BUNDLE, FAST, VOLUMES, bundle_run, cli_args, write_dataset
+from tests.conftest import BUNDLE, CLASS_VALUES, FAST, VOLUMES, bundle_run, cli_args, write_class_dataset, write_dataset
 
 MULTI = "['configs/train.json','configs/multi_gpu_train.json'"
 
@@ -80,6 +81,20 @@ def test_two_processes_on_cpu(tmp_path):
     assert last["epoch"] == 2 and last["global_step"] == 2 * FAST["iterations_per_epoch"]  # per rank, whatever the data
     assert log.count("Epoch[1] Metrics -- val_loss") == 1  # rank 0 alone logs
     assert log.count("Early stopping at epoch 2") == 1
+
+
+def test_two_processes_train_three_classes_and_score_each_over_both_ranks(tmp_path):
+    data = write_class_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])  # 2 validation volumes, 1 a rank
+    result = torchrun(tmp_path, data, val_set_size=0.34, epochs=2, balance_classes="true")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    model = json.loads((tmp_path / "models" / "model.json").read_text())
+    assert model["label_classes"] == CLASS_VALUES and model["network_args"]["out_channels"] == 3
+    lines = [line for line in log.splitlines() if "Epoch[2] Metrics -- val_" in line]
+    assert len(lines) == 1, log[-4000:]  # rank 0 alone logs
+    metrics = {k: float(v) for k, v in re.findall(r"(val_\w+): ([-\d.]+)", lines[0])}
+    # each class's Dice comes from the cases of both ranks, as the mean does: the mean is their average
+    assert abs(metrics["val_mean_dice"] - (metrics["val_dice_shell"] + metrics["val_dice_core"]) / 2) < 2e-4, metrics
 
 
 def test_too_few_validation_volumes_for_the_ranks(tmp_path):

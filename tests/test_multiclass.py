@@ -88,6 +88,23 @@ def test_three_classes_train_resume_evaluate_and_predict(tmp_path, mode):
     summary = json.loads((report.parent / "summary.json").read_text())
     assert summary["cases"] == 5 and set(summary["classes"]) == {"shell", "core"}
 
+    # a label value the model has no class for is refused, naming the file, before anything is scored
+    relabelled = tmp_path / "relabelled"
+    for folder in ("imagesTr", "labelsTr"):
+        (relabelled / folder).mkdir(parents=True)
+        for path in (data / folder).iterdir():
+            (relabelled / folder / path.name).symlink_to(path)
+    odd = relabelled / "labelsTr" / "case_03.nii.gz"
+    odd.unlink()
+    kept = nib.load(data / "labelsTr" / "case_03.nii.gz")
+    wrong = np.asarray(kept.dataobj).copy()
+    wrong[wrong == CLASS_VALUES["core"]] = 7
+    nib.save(nib.Nifti1Image(wrong, kept.affine), odd)
+    (report.parent / "metrics.csv").unlink()
+    with pytest.raises(SystemExit, match=r"case_03\.nii\.gz: label value\(s\) \[7\] are none of the model's classes"):
+        run([TRAIN_CONFIG, EVALUATE_CONFIG], tmp_path, dataset_dir=str(relabelled), eval_split="all")
+    assert not (report.parent / "metrics.csv").exists()
+
 
 def test_a_short_training_learns_each_class(tmp_path):
     """Not only the plumbing: 80 steps on the three-class blobs separate both foreground classes from each other."""

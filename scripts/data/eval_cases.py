@@ -1,8 +1,10 @@
-"""Which labelled cases an evaluation scores: the validation split of training, or all of them."""
+"""Which labelled cases an evaluation scores: the validation split of training, or all of them; and whether their
+label values are the model's classes."""
 
 from __future__ import annotations
 
 from scripts.data.cases import DatasetError, split_cases
+from scripts.data.label_classes import class_values, is_binary, values_in
 
 EVAL_SPLITS = ("validation", "all")
 
@@ -18,3 +20,25 @@ def select_cases(
     if eval_split == "all":
         return list(cases)
     raise DatasetError(f"eval_split={eval_split!r}: use one of {', '.join(EVAL_SPLITS)}, e.g. --eval_split all")
+
+
+def refuse_unknown_values(cases: list[dict], classes: dict) -> None:
+    """A model of several classes scores label maps of its own classes: a value it has no class for would be scored as
+    a neighbouring class, so it ends the run with one line naming the first such file, before any scoring. Binary
+    models score any label as foreground (value >= the threshold) or background, as training did."""
+    if is_binary(classes):
+        return
+    known = set(class_values(classes))
+    wrong = []
+    for case in cases:
+        unknown = sorted(set(case.get("label_values") or values_in(case["label"])) - known)
+        if unknown:
+            wrong.append((case["label"], unknown))
+    if wrong:
+        label, unknown = wrong[0]
+        named = ", ".join(f"{value} {name}" for name, value in classes.items())
+        more = f" ({len(wrong)} label files in all)" if len(wrong) > 1 else ""
+        raise SystemExit(
+            f"input error: {label}: label value(s) {unknown} are none of the model's classes ({named}){more}; "
+            "score a model trained on these classes, or relabel the files"
+        )
