@@ -15,7 +15,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from tests.conftest import BUNDLE, FAST, write_dataset
+from tests.conftest import BUNDLE, FAST, write_class_dataset, write_dataset
 from tests.test_export import SCHEMA
 from tests.test_modes import MODES
 
@@ -33,15 +33,15 @@ def zoo_copy(root: Path) -> Path:
     return bundle
 
 
-def test_verify_bundle_passes_in_full_mode(tmp_path):
-    bundle = zoo_copy(tmp_path)
-    shutil.copytree(ZOO_CI, tmp_path / "ci")
+def verify_bundle(root: Path, bundle: Path) -> str:
+    """The zoo's ``ci/verify_bundle.py -m full`` on ``root/models/smalabeller``; its output, after asserting each step."""
+    shutil.copytree(ZOO_CI, root / "ci")
     (bundle / "eval").mkdir()
     shutil.copy(SCHEMA, bundle / "eval" / "schema.json")  # where the zoo's ci/prepare_schema.py downloads it
     print(f"metadata schema: {SCHEMA}")
     result = subprocess.run(
         [sys.executable, "ci/verify_bundle.py", "-b", NAME, "-p", "models", "-m", "full"],
-        cwd=tmp_path,
+        cwd=root,
         capture_output=True,
         text=True,
         timeout=600,
@@ -51,7 +51,39 @@ def test_verify_bundle_passes_in_full_mode(tmp_path):
     for step in ("directory is verified", "version and changelog are verified", "metadata format is verified"):
         assert step in output, output[-3000:]
     assert "data shape is verified" in output and "export weights into TorchScript module successfully" in output
+    return output
+
+
+def test_verify_bundle_passes_in_full_mode(tmp_path):
+    bundle = zoo_copy(tmp_path)
+    verify_bundle(tmp_path, bundle)
     torch.jit.load(str(bundle / "models" / "verify_model.ts"))
+
+
+def test_verify_bundle_passes_for_the_bundle_retrained_on_three_classes(tmp_path):
+    """A user's bundle for the zoo: trained on a label map of three classes (replacing the shipped model), its
+    metadata's output brought to the new model by ``derive_configs``; the zoo's check builds the network and
+    exports it with three output channels."""
+    bundle = zoo_copy(tmp_path)
+    data = write_class_dataset(tmp_path / "data")
+    common = {"bundle_root": str(bundle), "meta_file": str(bundle / "configs" / "metadata.json")}
+    train = ConfigWorkflow(
+        workflow_type="train",
+        config_file=str(bundle / "configs" / "train.json"),
+        logging_file=str(bundle / "configs" / "logging.conf"),
+        dataset_dir=str(data),
+        replace_model=True,
+        **common,
+        **FAST,
+    )
+    run_checked(train)
+    derive = [sys.executable, "-m", "scripts.tools.derive_configs", "--config_dir", str(bundle / "configs")]
+    assert subprocess.run(derive, cwd=bundle, capture_output=True, timeout=300).returncode == 0
+    output = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    assert output["num_channels"] == 3 and output["channel_def"] == {"0": "background", "1": "shell", "2": "core"}
+    verify_bundle(tmp_path, bundle)
+    exported = torch.jit.load(str(bundle / "models" / "verify_model.ts"))
+    assert exported(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
 
 
 def run_checked(workflow: ConfigWorkflow) -> None:

@@ -4,7 +4,7 @@ label values are the model's classes."""
 from __future__ import annotations
 
 from scripts.data.cases import DatasetError, split_cases
-from scripts.data.label_classes import class_values, is_binary, values_in
+from scripts.data.label_classes import class_names, class_values, is_binary, values_in
 
 EVAL_SPLITS = ("validation", "all")
 
@@ -36,7 +36,7 @@ def refuse_unknown_values(cases: list[dict], classes: dict) -> None:
             wrong.append((case["label"], unknown))
     if wrong:
         label, unknown = wrong[0]
-        named = ", ".join(f"{value} {name}" for name, value in classes.items())
+        named = ", ".join(f"{classes[name]} {name}" for name in class_names(classes))
         more = f" ({len(wrong)} label files in all)" if len(wrong) > 1 else ""
         raise SystemExit(
             f"input error: {label}: label value(s) {unknown} are none of the model's classes ({named}){more}; "

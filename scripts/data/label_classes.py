@@ -43,10 +43,16 @@ def class_values(classes: dict) -> list[int]:
     return sorted(int(v) for v in classes.values())
 
 
+def class_names(classes: dict) -> list[str]:
+    """The names of the classes in channel order (ascending value), however the dict is ordered (model.json sorts
+    its keys by name)."""
+    by_value = {int(v): name for name, v in classes.items()}
+    return [by_value[v] for v in class_values(classes)]
+
+
 def foreground_names(classes: dict) -> list[str]:
     """The names of the classes other than background (value 0), in channel order."""
-    by_value = {int(v): name for name, v in classes.items()}
-    return [by_value[v] for v in class_values(classes) if v != 0]
+    return [name for name in class_names(classes) if classes[name] != 0]
 
 
 def label_dtype(classes: dict) -> str:

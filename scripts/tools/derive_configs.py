@@ -9,7 +9,10 @@ from there by this tool, never by hand:
   file adds), as a reference, for the checks, the checkpoints, TensorBoard and MLflow;
 * ``inference.json``: the network, the shared settings, the image part of the validation preprocessing, the inferer,
   and the settings read from the model;
-* ``evaluate.json``: the settings read from the model, and inference's flip-TTA and largest-component settings and step.
+* ``evaluate.json``: the settings read from the model, and inference's flip-TTA and largest-component settings and step;
+* ``metadata.json``: the output's channel count and names, from the settings recorded with ``models/model.pt``
+  (``models/model.json``), so that the model zoo's checks of a bundle retrained on label maps of several classes see
+  the network it ships.
 
     python -m scripts.tools.derive_configs          # rewrite what differs
     python -m scripts.tools.derive_configs --check  # exit 1 naming each stale key (the tests run this)
@@ -24,9 +27,12 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 
 from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.data.label_classes import class_names, foreground_names, is_binary
+from scripts.networks import model_settings
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 LAYERED_FILES = ("train_2.5d.json", "train_3d.json", "multi_gpu_train.json")
+SHIPPED_MODEL = Path("models") / "model.pt"  # beside configs/
 # train.json's settings are its top-level keys before this one, but for the imports
 SETTINGS_END = "model_settings"
 NOT_SETTINGS = ("imports",)
@@ -134,6 +140,18 @@ def derived(config_dir: Path) -> dict[str, tuple[str, dict]]:
     return out
 
 
+def network_output(config_dir: Path) -> dict:
+    """metadata.json's ``num_channels`` and ``channel_def`` of the output, as the shipped model was trained: one logit
+    for two classes, else a channel per class in rising value."""
+    settings = model_settings.read(config_dir.parent / SHIPPED_MODEL)
+    classes = settings["label_classes"]
+    if is_binary(classes):
+        channel_def = {"0": f"{foreground_names(classes)[0]} logit"}
+    else:
+        channel_def = {str(i): name for i, name in enumerate(class_names(classes))}
+    return {"num_channels": settings["network_args"]["out_channels"], "channel_def": channel_def}
+
+
 def with_derived(config: dict, values: dict, source: str) -> dict:
     """``config`` with ``values`` in place (new keys after the derived key before them, or at the end) and the list
     of derived keys in ``_desc_derived`` (layered files that derive nothing get none)."""
@@ -163,6 +181,11 @@ def stale(config_dir: Path = CONFIG_DIR) -> dict[str, str]:
         text = dump(with_derived(load(path), values, source))
         if text != path.read_text():
             changed[name] = text
+    path = config_dir / "metadata.json"
+    metadata = load(path)
+    metadata["network_data_format"]["outputs"]["pred"].update(network_output(config_dir))
+    if dump(metadata) != path.read_text():
+        changed[path.name] = dump(metadata)
     return changed
 
 
