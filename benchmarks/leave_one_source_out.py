@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import time
 from pathlib import Path
@@ -34,9 +35,10 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks
+from benchmarks.class_scores import class_dice
 from benchmarks.tissue_kmeans import CLASSES as TISSUES
 from benchmarks.tissue_kmeans import kmeans_classes
-from scripts.data.label_classes import BINARY_CLASSES, DATASET_JSON, is_binary, read_dataset_json
+from scripts.data.label_classes import BINARY_CLASSES, DATASET_JSON, foreground_names, is_binary, read_dataset_json
 from scripts.handlers.surface_metrics import case_metrics
 from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
 
@@ -78,24 +80,29 @@ def score(mask_path: Path, label_path: Path) -> dict:
 
 
 def score_classes(pred_path: Path, label_path: Path, classes: dict[str, int]) -> dict:
-    """Dice and HD95 (mm) of each foreground class of a label map, and their mean Dice."""
+    """Dice (``benchmarks.class_scores``: NaN for a class neither map holds) and HD95 (mm) of each foreground class of a
+    label map, and their mean Dice."""
     label = nib.load(label_path)
     pred, truth = np.asarray(nib.load(pred_path).dataobj), np.asarray(label.dataobj)
     if pred.shape != truth.shape:
         raise SystemExit(f"{pred_path}: shape {pred.shape} differs from its label's {truth.shape}")
-    scores = {}
-    for name, value in classes.items():
-        if value != 0:
-            metrics = case_metrics(pred == value, truth == value, label.affine)
-            scores[name] = {"dice": metrics["dice"], "hd95_mm": metrics["hd95_mm"]}
-    return {"classes": scores, "mean_dice": float(np.mean([s["dice"] for s in scores.values()]))}
+    names = foreground_names(classes)
+    dice = class_dice(pred, truth, [classes[name] for name in names])
+    scores = {
+        name: {
+            "dice": dice[classes[name]],
+            "hd95_mm": case_metrics(pred == classes[name], truth == classes[name], label.affine)["hd95_mm"],
+        }
+        for name in names
+    }
+    return {"classes": scores, "mean_dice": float(np.nanmean([s["dice"] for s in scores.values()]))}
 
 
 def kmeans_maps(cases: list[dict], dataset_dir: Path, out_dir: Path, classes: dict[str, int]) -> dict[str, Path]:
     """The k-means baseline's label map of each case (``benchmarks.tissue_kmeans``: one cluster a foreground class,
     inside the reference's foreground) in ``out_dir``, made once; its seconds in ``out_dir/seconds.json``."""
     # clusters darkest to brightest take CSF, grey and white matter on the tissue set, else the values in rising order
-    names = TISSUES if set(TISSUES) <= set(classes) else [name for name in classes if classes[name] != 0]
+    names = TISSUES if set(TISSUES) <= set(classes) else foreground_names(classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds_path = out_dir / "seconds.json"
     seconds = json.loads(seconds_path.read_text()) if seconds_path.is_file() else {}
@@ -168,7 +175,10 @@ def run_fold(
         def scorer(pred_path, label_path):
             return score_classes(pred_path, label_path, classes)
 
-    seconds = {tool: json.loads((folder / "seconds.json").read_text()) for tool, folder in tools.items()}
+    seconds = {
+        tool: json.loads((folder / "seconds.json").read_text()) if (folder / "seconds.json").is_file() else {}
+        for tool, folder in tools.items()
+    }
     rows = []
     for case in test_cases:
         label = dataset_dir / "labelsTr" / f"{case['case']}.nii.gz"
@@ -182,6 +192,16 @@ def run_fold(
             row[tool] = {**scorer(masks[tool][case["case"]], label), "seconds": seconds[tool].get(case["case"])}
         rows.append(row)
     return rows
+
+
+def without_nan(value):
+    """``value`` with each NaN (a distance to a class one map lacks, a Dice of a class neither holds) as None: JSON has no
+    NaN."""
+    if isinstance(value, dict):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nan(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def class_table(rows: list[dict]) -> str:
@@ -218,7 +238,7 @@ def class_table(rows: list[dict]) -> str:
 def table(rows: list[dict]) -> str:
     if "classes" in rows[0]:
         return class_table(rows)
-    tools = [tool for tool in BASELINES if any(tool in r for r in rows)]
+    tools = [tool for tool in TOOLS if any(tool in r for r in rows)]
     headers = ["held-out case", "trained on", "Dice", "HD95 mm", "FP ml", "FN ml", "recall"]
     headers += [f"{tool} Dice / HD95 mm / s" for tool in tools] + ["training min"]
     cells = []
@@ -267,7 +287,7 @@ def main(argv=None) -> None:
         choices=[*TOOLS, *CLASS_BASELINES],
         default=None,
         help="published tools whose masks of the held-out scans stand beside the bundle's (none: no baseline; "
-        f"default: {' '.join(BASELINES)}, or {' '.join(CLASS_BASELINES)} for a set of several classes)",
+        f"default: {' '.join(BASELINES)}; on the tissue set, kmeans)",
     )
     parser.add_argument(
         "--baseline_python", default=None, help="a python that has them (requirements-baselines.txt; default: this one)"
@@ -275,13 +295,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     dataset_dir, work_dir = Path(args.dataset_dir), Path(args.work_dir)
     cases = json.loads((dataset_dir / "cases.json").read_text())
-    binary = is_binary(dataset_classes(dataset_dir))
-    fitting = BASELINES if binary else CLASS_BASELINES
-    if args.baselines is None:
-        args.baselines = list(fitting)
+    classes = dataset_classes(dataset_dir)
+    fitting = list(TOOLS) if is_binary(classes) else list(CLASS_BASELINES)
+    if args.baselines is None:  # k-means splits tissues by brightness; other classes get no baseline unless asked
+        args.baselines = list(BASELINES) if is_binary(classes) else ["kmeans"] if set(TISSUES) <= set(classes) else []
     wrong = [tool for tool in args.baselines if tool not in fitting]
     if wrong:
-        kind = "brain masks" if binary else "label maps of several classes"
+        kind = "brain masks" if is_binary(classes) else "label maps of several classes"
         parser.error(
             f"--baselines {' '.join(wrong)} does not fit {dataset_dir}'s {kind}; choose from {' '.join(fitting)}"
         )
@@ -301,7 +321,7 @@ def main(argv=None) -> None:
         print(table(rows[-len([c for c in cases if c["source"] == holdout]) :]), flush=True)
     print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(without_nan(rows), indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from sklearn.cluster import KMeans
 
 from benchmarks import common
 from benchmarks.class_scores import per_class_dice
+from scripts.data.label_classes import label_dtype
 
 CLASSES = ("CSF", "grey matter", "white matter")  # darkest to brightest on T1
 SAMPLE = 200_000  # voxels the clusters are fitted on; every voxel is then assigned to its nearest centre
@@ -38,7 +39,7 @@ def kmeans_classes(image: np.ndarray, region: np.ndarray, values, seed: int = 0)
     sample = np.random.default_rng(seed).permutation(intensities.shape[0])[:SAMPLE]
     kmeans = KMeans(n_clusters=len(values), n_init=10, random_state=seed).fit(intensities[sample])
     order = np.argsort(kmeans.cluster_centers_.ravel())
-    value_of_cluster = np.empty(len(values), np.uint16 if max(values) > 255 else np.uint8)
+    value_of_cluster = np.empty(len(values), np.dtype(label_dtype({str(v): v for v in values})))
     value_of_cluster[order] = values  # the darkest cluster takes values[0] (CSF), the brightest values[-1]
     labels = np.zeros(region.shape, value_of_cluster.dtype)
     labels[region] = value_of_cluster[kmeans.predict(intensities)]

@@ -234,13 +234,16 @@ def test_leave_one_source_out_scores_each_class_beside_kmeans_on_a_set_of_severa
     ]
     cmd += ["--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}"]
     env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+    # k-means is the tissue set's default; on other classes it runs when asked, clusters darkest first
+    proc = subprocess.run([*cmd, "--baselines", "kmeans"], cwd=BUNDLE, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [r["case"] for r in rows] == ["case_02", "case_03"]
     for row in rows:
         assert set(row["classes"]) == set(row["kmeans"]["classes"]) == {"shell", "core"}
-        assert all(0.0 <= s["dice"] <= 1.0 for s in (*row["classes"].values(), *row["kmeans"]["classes"].values()))
+        assert all(0.0 <= s["dice"] <= 1.0 for s in row["classes"].values())
+        # the darker shell and the brighter core are told apart, each scored against its own class
+        assert all(s["dice"] > 0.8 for s in row["kmeans"]["classes"].values()), row["kmeans"]
     # the fold trained on the set's named classes, not on "class 2" and "class 5"
     assert json.loads((tmp_path / "work" / "b" / "models" / "model.json").read_text())["label_classes"] == CLASS_VALUES
     kmeans = np.asarray(nib.load(tmp_path / "work" / "baselines" / "kmeans" / "case_02.nii.gz").dataobj)

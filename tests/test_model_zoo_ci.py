@@ -60,30 +60,35 @@ def test_verify_bundle_passes_in_full_mode(tmp_path):
     torch.jit.load(str(bundle / "models" / "verify_model.ts"))
 
 
-def test_verify_bundle_passes_for_the_bundle_retrained_on_three_classes(tmp_path):
-    """A user's bundle for the zoo: trained on a label map of three classes (replacing the shipped model), its
-    metadata's output brought to the new model by ``derive_configs``; the zoo's check builds the network and
-    exports it with three output channels."""
+@pytest.mark.parametrize("mode", ["2.5D", "3D"])
+def test_verify_bundle_passes_for_the_bundle_retrained_on_three_classes(tmp_path, mode):
+    """A user's bundle for the zoo: trained on a label map of three classes in another mode (replacing the shipped
+    model), its metadata's input and output brought to the new model by ``derive_configs``; the zoo's check builds
+    the network and exports it."""
     bundle = zoo_copy(tmp_path)
     data = write_class_dataset(tmp_path / "data")
+    configs = [str(bundle / "configs" / "train.json"), str(bundle / MODES[mode]["train"])]
     common = {"bundle_root": str(bundle), "meta_file": str(bundle / "configs" / "metadata.json")}
-    train = ConfigWorkflow(
-        workflow_type="train",
-        config_file=str(bundle / "configs" / "train.json"),
-        logging_file=str(bundle / "configs" / "logging.conf"),
-        dataset_dir=str(data),
-        replace_model=True,
-        **common,
-        **FAST,
+    overrides = {"dataset_dir": str(data), "replace_model": True, **FAST, **MODES[mode]["settings"]}
+    logging_file = str(bundle / "configs" / "logging.conf")
+    run_checked(
+        ConfigWorkflow(workflow_type="train", config_file=configs, logging_file=logging_file, **common, **overrides)
     )
-    run_checked(train)
     derive = [sys.executable, "-m", "scripts.tools.derive_configs", "--config_dir", str(bundle / "configs")]
     assert subprocess.run(derive, cwd=bundle, capture_output=True, timeout=300).returncode == 0
-    output = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
-    assert output["num_channels"] == 3 and output["channel_def"] == {"0": "background", "1": "shell", "2": "core"}
+    described = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]
+    image, pred = described["inputs"]["image"], described["outputs"]["pred"]
+    assert pred["num_channels"] == 3 and list(pred["channel_def"].values()) == [
+        "background logit",
+        "shell logit",
+        "core logit",
+    ]
+    network = json.loads((bundle / "models" / "model.json").read_text())["network_args"]
+    assert image["num_channels"] == network["in_channels"] and len(image["spatial_shape"]) == network["spatial_dims"]
     verify_bundle(tmp_path, bundle)
     exported = torch.jit.load(str(bundle / "models" / "verify_model.ts"))
-    assert exported(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    sample = torch.zeros(1, network["in_channels"], *[32] * network["spatial_dims"])
+    assert exported(sample).shape == (1, 3, *[32] * network["spatial_dims"])
 
 
 def run_checked(workflow: ConfigWorkflow) -> None:

@@ -4,7 +4,7 @@ label values are the model's classes."""
 from __future__ import annotations
 
 from scripts.data.cases import DatasetError, split_cases
-from scripts.data.label_classes import class_names, class_values, is_binary, values_in
+from scripts.data.label_classes import case_values, class_names, class_values, is_binary
 
 EVAL_SPLITS = ("validation", "all")
 
@@ -31,14 +31,17 @@ def refuse_unknown_values(cases: list[dict], classes: dict) -> None:
     known = set(class_values(classes))
     wrong = []
     for case in cases:
-        unknown = sorted(set(case.get("label_values") or values_in(case["label"])) - known)
+        unknown = sorted(set(case_values(case)) - known)
         if unknown:
             wrong.append((case["label"], unknown))
     if wrong:
         label, unknown = wrong[0]
+        shown = ", ".join(str(v) for v in unknown[:8]) + (
+            ", ..." if len(unknown) > 8 else ""
+        )  # an image given as label
         named = ", ".join(f"{classes[name]} {name}" for name in class_names(classes))
         more = f" ({len(wrong)} label files in all)" if len(wrong) > 1 else ""
         raise SystemExit(
-            f"input error: {label}: label value(s) {unknown} are none of the model's classes ({named}){more}; "
+            f"input error: {label}: label value(s) [{shown}] are none of the model's classes ({named}){more}; "
             "score a model trained on these classes, or relabel the files"
         )

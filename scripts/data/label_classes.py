@@ -96,11 +96,14 @@ def read_dataset_json(path: Path) -> dict[str, int] | None:
     return dict(sorted(classes.items(), key=lambda item: item[1]))
 
 
-def values_in(label_path) -> list[int]:
-    """The distinct values of one label file (for datasets whose check did not record them)."""
+def case_values(case: dict) -> list[int]:
+    """The distinct values of one case's label: as the data check recorded them (``label_values``), else read from
+    the file (the check was off)."""
+    if case.get("label_values"):
+        return list(case["label_values"])
     import nibabel as nib
 
-    return sorted(int(v) for v in np.unique(np.asarray(nib.load(str(label_path)).dataobj)))
+    return sorted(int(v) for v in np.unique(np.asarray(nib.load(str(case["label"])).dataobj)))
 
 
 def label_classes(cases: list[dict], training_labels, binarize_labels=False, label_threshold=None) -> dict[str, int]:
@@ -113,7 +116,7 @@ def label_classes(cases: list[dict], training_labels, binarize_labels=False, lab
     if as_bool(binarize_labels, "binarize_labels") or label_threshold not in (None, ""):
         logger.info("label classes: 0 background, 1 foreground (label >= threshold)")
         return dict(BINARY_CLASSES)
-    found = sorted({int(v) for case in cases for v in (case.get("label_values") or values_in(case["label"]))} | {0})
+    found = sorted({int(v) for case in cases for v in case_values(case)} | {0})
     dataset_json = Path(training_labels).parent / DATASET_JSON
     named = read_dataset_json(dataset_json) if dataset_json.is_file() else None
     if named is not None:

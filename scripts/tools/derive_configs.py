@@ -10,9 +10,9 @@ from there by this tool, never by hand:
 * ``inference.json``: the network, the shared settings, the image part of the validation preprocessing, the inferer,
   and the settings read from the model;
 * ``evaluate.json``: the settings read from the model, and inference's flip-TTA and largest-component settings and step;
-* ``metadata.json``: the output's channel count and names, from the settings recorded with ``models/model.pt``
-  (``models/model.json``), so that the model zoo's checks of a bundle retrained on label maps of several classes see
-  the network it ships.
+* ``metadata.json``: the network's input and output (channels, their names, spatial dimensions), from the settings
+  recorded with ``models/model.pt`` (``models/model.json``), so that the model zoo's checks of a bundle retrained in
+  another mode or on label maps of several classes see the network it ships.
 
     python -m scripts.tools.derive_configs          # rewrite what differs
     python -m scripts.tools.derive_configs --check  # exit 1 naming each stale key (the tests run this)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 from monai.bundle import ConfigParser
@@ -140,16 +141,27 @@ def derived(config_dir: Path) -> dict[str, tuple[str, dict]]:
     return out
 
 
-def network_output(config_dir: Path) -> dict:
-    """metadata.json's ``num_channels`` and ``channel_def`` of the output, as the shipped model was trained: one logit
-    for two classes, else a channel per class in rising value."""
+def network_data_format(config_dir: Path) -> dict[str, dict]:
+    """metadata.json's ``image`` input and ``pred`` output as the shipped model was trained: its channels (one image,
+    or ``2k+1`` neighbouring slices in 2.5D; one logit for two classes, else a logit per class in rising value) and a
+    spatial shape of its dimensions, each a multiple of the U-Net's total stride."""
     settings = model_settings.read(config_dir.parent / SHIPPED_MODEL)
-    classes = settings["label_classes"]
-    if is_binary(classes):
-        channel_def = {"0": f"{foreground_names(classes)[0]} logit"}
+    network, classes, context = settings["network_args"], settings["label_classes"], int(settings["context_slices"])
+    if context:
+        inputs = {str(i): "centre slice" if i == context else f"slice {i - context:+d}" for i in range(2 * context + 1)}
     else:
-        channel_def = {str(i): name for i, name in enumerate(class_names(classes))}
-    return {"num_channels": settings["network_args"]["out_channels"], "channel_def": channel_def}
+        inputs = {"0": "image"}
+    names = foreground_names(classes) if is_binary(classes) else class_names(classes)
+    stride = math.prod(network["strides"])
+    shape = [f"{stride}*n"] * int(network["spatial_dims"])
+    return {
+        "image": {"num_channels": network["in_channels"], "spatial_shape": shape, "channel_def": inputs},
+        "pred": {
+            "num_channels": network["out_channels"],
+            "spatial_shape": shape,
+            "channel_def": {str(i): f"{name} logit" for i, name in enumerate(names)},
+        },
+    }
 
 
 def with_derived(config: dict, values: dict, source: str) -> dict:
@@ -183,7 +195,9 @@ def stale(config_dir: Path = CONFIG_DIR) -> dict[str, str]:
             changed[name] = text
     path = config_dir / "metadata.json"
     metadata = load(path)
-    metadata["network_data_format"]["outputs"]["pred"].update(network_output(config_dir))
+    described = network_data_format(config_dir)
+    metadata["network_data_format"]["inputs"]["image"].update(described["image"])
+    metadata["network_data_format"]["outputs"]["pred"].update(described["pred"])
     if dump(metadata) != path.read_text():
         changed[path.name] = dump(metadata)
     return changed
