@@ -37,8 +37,14 @@ def _label_map() -> torch.Tensor:
     return labels
 
 
+def test_by_default_a_label_map_of_several_classes_keeps_every_part_and_a_binary_mask_one():
+    labels = _label_map()
+    assert torch.equal(LargestComponentd("pred", classes=CLASSES)({"pred": labels.clone()})["pred"], labels)
+    assert int(LargestComponentd("pred", enabled="auto")({"pred": _mask_with_island_and_hole()})["pred"].sum()) == 7**3
+
+
 def test_several_classes_keep_each_ones_largest_component_and_no_hole_is_filled():
-    out = LargestComponentd("pred", classes=CLASSES)({"pred": _label_map()})["pred"]
+    out = LargestComponentd("pred", enabled=True, classes=CLASSES)({"pred": _label_map()})["pred"]
     assert out[0, 10, 10, 10] == 0 and out[0, 10, 1, 1] == 0
     assert int((out == 5).sum()) == 27 and int((out == 2).sum()) == 7**3 - 27
 
@@ -50,12 +56,14 @@ def test_the_step_can_be_limited_to_some_classes_by_name_or_value():
 
 
 def test_a_class_the_model_does_not_have_is_refused_with_the_choices():
-    with pytest.raises(SystemExit, match=r"'liver' is not a foreground class; name some of shell \(2\), core \(5\)"):
+    with pytest.raises(
+        SystemExit, match=r"'liver' is not a foreground class; name some of shell \(2\), core \(5\), or pass auto"
+    ):
         LargestComponentd("pred", enabled=["liver"], classes=CLASSES)
 
 
 def test_one_hot_predictions_of_evaluation_are_cleaned_per_channel():
     labels = _label_map()
     onehot = torch.cat([labels == v for v in (0, 2, 5)]).to(torch.float32)
-    out = LargestComponentd("pred", classes=CLASSES)({"pred": onehot})["pred"]
+    out = LargestComponentd("pred", enabled=True, classes=CLASSES)({"pred": onehot})["pred"]
     assert out[1, 10, 10, 10] == 0 and out[2, 10, 1, 1] == 0 and int(out[2].sum()) == 27

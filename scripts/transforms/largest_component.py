@@ -6,12 +6,18 @@ from monai.config import KeysCollection
 from monai.transforms import Compose, FillHolesd, KeepLargestConnectedComponentd, MapTransform
 
 from scripts.config.flags import as_bool
-from scripts.data.label_classes import BINARY_CLASSES, class_values, is_binary
+from scripts.data.label_classes import BINARY_CLASSES, class_values, foreground_names, is_binary
+
+AUTO = "auto"
 
 
 def chosen_values(enabled, classes: dict) -> list[int]:
-    """The class values the step applies to: every foreground class for ``true``, none for ``false``, else the
-    classes named (by name or value) in a list."""
+    """The class values the step applies to: every foreground class for ``true``, none for ``false``, the classes named
+    (by name or value) in a list; ``auto``: a binary mask's foreground, and no class of a label map of several classes,
+    whose classes often have several parts (tissues, vessels, a left and a right structure sharing a value): keeping
+    one part each cut the tissue set's CSF Dice from 0.58 to 0.33."""
+    if isinstance(enabled, str) and enabled.strip().lower() == AUTO:
+        enabled = is_binary(classes)
     if isinstance(enabled, (list, tuple)):
         by_name = {name: int(value) for name, value in classes.items()}
         values = set(class_values(classes))
@@ -23,7 +29,7 @@ def chosen_values(enabled, classes: dict) -> list[int]:
             if value not in values or value == 0:
                 raise SystemExit(
                     f"postprocessing_lcc: {item!r} is not a foreground class; name some of "
-                    f"{', '.join(f'{n} ({v})' for n, v in classes.items() if v != 0)}, or pass true or false"
+                    f"{', '.join(f'{n} ({classes[n]})' for n in foreground_names(classes))}, or pass auto, true or false"
                 )
             chosen.append(int(value))
         return sorted(set(chosen))
@@ -37,7 +43,7 @@ class LargestComponentd(MapTransform):
     values (inference) or one channel per class (evaluation's one-hot). Inference and evaluation both post-process with
     this, so a scored mask is the mask inference writes. Set it off for targets with several parts."""
 
-    def __init__(self, keys: KeysCollection, enabled=True, classes: dict | None = None) -> None:
+    def __init__(self, keys: KeysCollection, enabled=AUTO, classes: dict | None = None) -> None:
         super().__init__(keys)
         self.classes = dict(classes or BINARY_CLASSES)
         self.values = chosen_values(enabled, self.classes)
