@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -170,6 +171,31 @@ def run_module(args: list[str], cwd=BUNDLE, timeout=600, env=None) -> subprocess
     full_env = {**os.environ, "PYTHONPATH": str(BUNDLE), **ONE_THREAD_ENV, **(env or {})}
     cmd = [sys.executable, "-m", *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def drop_handlers_on_closed_streams() -> int:
+    """Remove every logging handler whose stream is closed; the number removed. ``configs/logging.conf`` binds its
+    handler to ``sys.stdout`` as it is when a workflow reads it, which in a test using ``capsys`` is that test's capture,
+    closed when the test ends: each later test of the same worker would then print ``--- Logging error ---`` with a
+    traceback for every line logged."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    removed = 0
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                logger.removeHandler(handler)
+                removed += 1
+    return removed
+
+
+@pytest.fixture(autouse=True)
+def no_log_handler_outlives_its_stream():
+    """After each test (and after its ``capsys`` is closed): ``drop_handlers_on_closed_streams``."""
+    yield
+    drop_handlers_on_closed_streams()
 
 
 @pytest.fixture
