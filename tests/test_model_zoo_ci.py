@@ -85,6 +85,9 @@ def test_verify_bundle_passes_for_the_bundle_retrained_on_three_classes(tmp_path
     ]
     network = json.loads((bundle / "models" / "model.json").read_text())["network_args"]
     assert image["num_channels"] == network["in_channels"] and len(image["spatial_shape"]) == network["spatial_dims"]
+    assert image["is_patch_data"] == pred["is_patch_data"] == (mode == "3D")
+    if mode == "2.5D":  # context_slices 1, named as configs/metadata_2.5d.json names its five
+        assert list(image["channel_def"].values()) == ["slice z-1", "slice z (the one predicted)", "slice z+1"]
     verify_bundle(tmp_path, bundle)
     exported = torch.jit.load(str(bundle / "models" / "verify_model.ts"))
     sample = torch.zeros(1, network["in_channels"], *[32] * network["spatial_dims"])

@@ -147,18 +147,28 @@ def network_data_format(config_dir: Path) -> dict[str, dict]:
     spatial shape of its dimensions, each a multiple of the U-Net's total stride."""
     settings = model_settings.read(config_dir.parent / SHIPPED_MODEL)
     network, classes, context = settings["network_args"], settings["label_classes"], int(settings["context_slices"])
-    if context:
-        inputs = {str(i): "centre slice" if i == context else f"slice {i - context:+d}" for i in range(2 * context + 1)}
+    if context:  # as configs/metadata_2.5d.json names them
+        inputs = {
+            str(i): "slice z (the one predicted)" if i == context else f"slice z{i - context:+d}"
+            for i in range(2 * context + 1)
+        }
     else:
         inputs = {"0": "image"}
     names = foreground_names(classes) if is_binary(classes) else class_names(classes)
     stride = math.prod(network["strides"])
     shape = [f"{stride}*n"] * int(network["spatial_dims"])
+    patches = settings["unet_dimensions"] == "3D"  # a 3D model sees patches, as configs/metadata_3d.json says
     return {
-        "image": {"num_channels": network["in_channels"], "spatial_shape": shape, "channel_def": inputs},
+        "image": {
+            "num_channels": network["in_channels"],
+            "spatial_shape": shape,
+            "is_patch_data": patches,
+            "channel_def": inputs,
+        },
         "pred": {
             "num_channels": network["out_channels"],
             "spatial_shape": shape,
+            "is_patch_data": patches,
             "channel_def": {str(i): f"{name} logit" for i, name in enumerate(names)},
         },
     }
