@@ -303,19 +303,25 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
     return cases
 
 
-def main(argv=None) -> None:
-    parser = ToolArgumentParser(prog="python -m scripts.tools.prepare_real_t1", description=__doc__.splitlines()[0])
-    parser.add_argument("--output_dir", default="real_t1")
+def builder_main(prog: str, description: str, default_output_dir: str, sources: dict, build, argv=None) -> None:
+    """The command line of a development-set builder (this one, ``prepare_tissue_classes``): its output and package
+    folders and the sources to build, then ``build(output_dir, download_dir, sources)``."""
+    parser = ToolArgumentParser(prog=prog, description=description)
+    parser.add_argument("--output_dir", default=default_output_dir)
     parser.add_argument(
         "--download_dir", default=None, help="where the packages are kept (default <output_dir>_packages)"
     )
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--sources", nargs="+", default=list(sources), choices=list(sources))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     output_dir = Path(args.output_dir)
     download_dir = Path(args.download_dir or f"{output_dir}_packages")
     cases = build(output_dir, download_dir, args.sources)
     print(f"{len(cases)} cases from {len(args.sources)} sources in {output_dir}")
+
+
+def main(argv=None) -> None:
+    builder_main("python -m scripts.tools.prepare_real_t1", __doc__.splitlines()[0], "real_t1", SOURCES, build, argv)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,6 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.tools import prepare_real_t1
 from scripts.tools.brain_mask_rule import to_rule
 from scripts.tools.prepare_real_t1 import SECOND_SPACING, download, load, member, save, second_acquisition, to_grid
@@ -236,20 +235,9 @@ def build(output_dir: Path, download_dir: Path, sources=tuple(SOURCES)) -> list[
 
 
 def main(argv=None) -> None:
-    parser = ToolArgumentParser(
-        prog="python -m scripts.tools.prepare_tissue_classes", description=__doc__.splitlines()[0]
+    prepare_real_t1.builder_main(
+        "python -m scripts.tools.prepare_tissue_classes", __doc__.splitlines()[0], "tissue_t1", SOURCES, build, argv
     )
-    parser.add_argument("--output_dir", default="tissue_t1")
-    parser.add_argument(
-        "--download_dir", default=None, help="where the packages are kept (default <output_dir>_packages)"
-    )
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    output_dir = Path(args.output_dir)
-    download_dir = Path(args.download_dir or f"{output_dir}_packages")
-    cases = build(output_dir, download_dir, args.sources)
-    print(f"{len(cases)} cases from {len(args.sources)} sources in {output_dir}")
 
 
 if __name__ == "__main__":
