@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import shlex
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -37,7 +36,7 @@ from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks
 from benchmarks.class_scores import class_dice
 from benchmarks.tissue_kmeans import CLASSES as TISSUES
-from benchmarks.tissue_kmeans import kmeans_classes
+from benchmarks.tissue_kmeans import write_kmeans_map
 from scripts.data.label_classes import BINARY_CLASSES, DATASET_JSON, foreground_names, is_binary, read_dataset_json
 from scripts.handlers.surface_metrics import case_metrics
 from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
@@ -67,13 +66,19 @@ def link_cases(cases: list[dict], dataset_dir: Path, target: Path, labels: bool 
             (target / "labelsTr" / f"{name}.nii.gz").symlink_to((dataset_dir / "labelsTr" / f"{name}.nii.gz").resolve())
 
 
-def score(mask_path: Path, label_path: Path) -> dict:
+def read_pair(pred_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction, label, the label's affine), refused unless both have one shape."""
     label = nib.load(label_path)
-    pred = np.asarray(nib.load(mask_path).dataobj) > 0
-    truth = np.asarray(label.dataobj) > 0
+    pred, truth = np.asarray(nib.load(pred_path).dataobj), np.asarray(label.dataobj)
     if pred.shape != truth.shape:
-        raise SystemExit(f"{mask_path}: shape {pred.shape} differs from its label's {truth.shape}")
-    metrics = case_metrics(pred, truth, label.affine)
+        raise SystemExit(f"{pred_path}: shape {pred.shape} differs from its label's {truth.shape}")
+    return pred, truth, label.affine
+
+
+def score(mask_path: Path, label_path: Path) -> dict:
+    pred, truth, affine = read_pair(mask_path, label_path)
+    pred, truth = pred > 0, truth > 0
+    metrics = case_metrics(pred, truth, affine)
     metrics["fp_ml"], metrics["fn_ml"] = metrics["fp_volume_ml"], metrics["fn_volume_ml"]
     metrics["recall"] = float((pred & truth).sum()) / max(float(truth.sum()), 1.0)  # for masks drawn by a narrower rule
     return metrics
@@ -82,16 +87,13 @@ def score(mask_path: Path, label_path: Path) -> dict:
 def score_classes(pred_path: Path, label_path: Path, classes: dict[str, int]) -> dict:
     """Dice (``benchmarks.class_scores``: NaN for a class neither map holds) and HD95 (mm) of each foreground class of a
     label map, and their mean Dice."""
-    label = nib.load(label_path)
-    pred, truth = np.asarray(nib.load(pred_path).dataobj), np.asarray(label.dataobj)
-    if pred.shape != truth.shape:
-        raise SystemExit(f"{pred_path}: shape {pred.shape} differs from its label's {truth.shape}")
+    pred, truth, affine = read_pair(pred_path, label_path)
     names = foreground_names(classes)
     dice = class_dice(pred, truth, [classes[name] for name in names])
     scores = {
         name: {
             "dice": dice[classes[name]],
-            "hd95_mm": case_metrics(pred == classes[name], truth == classes[name], label.affine)["hd95_mm"],
+            "hd95_mm": case_metrics(pred == classes[name], truth == classes[name], affine)["hd95_mm"],
         }
         for name in names
     }
@@ -110,12 +112,9 @@ def kmeans_maps(cases: list[dict], dataset_dir: Path, out_dir: Path, classes: di
     for case in cases:
         name, maps[case["case"]] = case["case"], out_dir / f"{case['case']}.nii.gz"
         if not maps[name].is_file():
-            image = nib.load(dataset_dir / "imagesTr" / f"{name}_0000.nii.gz")
-            region = np.asarray(nib.load(dataset_dir / "labelsTr" / f"{name}.nii.gz").dataobj) > 0
-            start = time.perf_counter()
-            labels, _ = kmeans_classes(np.asarray(image.dataobj), region, [classes[n] for n in names])
-            seconds[name] = round(time.perf_counter() - start, 2)
-            nib.save(nib.Nifti1Image(labels, image.affine), maps[name])
+            image, label = dataset_dir / "imagesTr" / f"{name}_0000.nii.gz", dataset_dir / "labelsTr" / f"{name}.nii.gz"
+            took, _ = write_kmeans_map(image, label, [classes[n] for n in names], maps[name])
+            seconds[name] = round(took, 2)
             seconds_path.write_text(json.dumps(seconds, indent=2) + "\n")
     return maps
 

@@ -46,6 +46,18 @@ def kmeans_classes(image: np.ndarray, region: np.ndarray, values, seed: int = 0)
     return labels, [float(c) for c in kmeans.cluster_centers_.ravel()[order]]
 
 
+def write_kmeans_map(image_path: Path, label_path: Path, values, out_path: Path) -> tuple[float, list[float]]:
+    """``kmeans_classes`` of one scan inside its reference's foreground (label > 0), written to ``out_path`` on the
+    scan's grid; (seconds the clustering took, the cluster centres)."""
+    image = nib.load(image_path)
+    region = np.asarray(nib.load(label_path).dataobj) > 0
+    start = time.perf_counter()
+    labels, centres = kmeans_classes(np.asarray(image.dataobj), region, values)
+    seconds = time.perf_counter() - start
+    nib.save(nib.Nifti1Image(labels, image.affine), out_path)
+    return seconds, centres
+
+
 def class_values(dataset_dir: Path) -> dict[str, int]:
     """The value of each of ``CLASSES`` in the dataset's ``dataset.json``."""
     path = dataset_dir / "dataset.json"
@@ -74,13 +86,7 @@ def run(dataset_dir: Path, out_dir: Path) -> list[dict]:
             dataset_dir / "imagesTr" / f"{case}_0000.nii.gz",
             dataset_dir / "labelsTr" / f"{case}.nii.gz",
         )
-        image, label = nib.load(image_path), nib.load(label_path)
-        start = time.perf_counter()
-        predicted, centres = kmeans_classes(
-            np.asarray(image.dataobj), np.asarray(label.dataobj) > 0, list(values.values())
-        )
-        seconds = time.perf_counter() - start
-        nib.save(nib.Nifti1Image(predicted, image.affine), out_dir / f"{case}.nii.gz")
+        seconds, centres = write_kmeans_map(image_path, label_path, list(values.values()), out_dir / f"{case}.nii.gz")
         dice = per_class_dice(out_dir / f"{case}.nii.gz", label_path, values.values())
         rows.append(
             {

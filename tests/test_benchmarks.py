@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -150,14 +151,33 @@ def test_compare_modes_smoke(tmp_path):
     assert "| 3D |" in proc.stdout
 
 
+LOSO_SETTINGS = "--spatial_size 32 --num_workers 0 --slice_batch 16"
+
+
+def loso_command(data: Path, tmp_path: Path, train_args: str = "") -> list[str]:
+    """``benchmarks.leave_one_source_out`` on ``data``'s six cases as sources a, a, b, b, c, c (its cases.json written
+    here), source b held out, ``tmp_path/loso.json`` the rows, a one-epoch training with ``train_args`` appended."""
+    cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(["a", "a", "b", "b", "c", "c"])]
+    (data / "cases.json").write_text(json.dumps(cases))
+    return [
+        *[sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data)],
+        *["--sources", "a", "b", "c", "--holdout", "b"],
+        *["--work_dir", str(tmp_path / "work"), "--json", str(tmp_path / "loso.json")],
+        *["--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {LOSO_SETTINGS}{train_args}"],
+        *["--inference_args", LOSO_SETTINGS],
+    ]
+
+
+def run_loso(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
+
+
 @pytest.mark.parametrize("mode_args,mode", [("", "2D"), (" --unet_dimensions 2.5D", "2.5D")])
 def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_path, mode_args, mode):
     from tests.conftest import VOLUMES, write_dataset
 
     data = write_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
-    sources = ["a", "a", "b", "b", "c", "c"]
-    cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(sources)]
-    (data / "cases.json").write_text(json.dumps(cases))
     out = tmp_path / "loso.json"
     # a baseline's masks already made (as a tool's are, once per scan): the held-out labels themselves, so Dice 1
     robex = tmp_path / "work" / "baselines" / "robex"
@@ -165,38 +185,7 @@ def test_leave_one_source_out_trains_predicts_and_scores_each_held_out_case(tmp_
     for case in ("case_02", "case_03"):
         (robex / f"{case}.nii.gz").write_bytes((data / "labelsTr" / f"{case}.nii.gz").read_bytes())
     (robex / "seconds.json").write_text(json.dumps({"case_02": 61.0, "case_03": 62.0}))
-    settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.leave_one_source_out",
-        "--dataset_dir",
-        str(data),
-        "--sources",
-        "a",
-        "b",
-        "c",
-        "--holdout",
-        "b",
-        "--work_dir",
-        str(tmp_path / "work"),
-        "--json",
-        str(out),
-        "--baselines",
-        *(["robex"] if mode == "2D" else []),
-        "--train_args",
-        f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}{mode_args}",
-        "--inference_args",
-        settings,
-    ]
-    proc = subprocess.run(
-        cmd,
-        cwd=BUNDLE,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"},
-    )
+    proc = run_loso([*loso_command(data, tmp_path, mode_args), "--baselines", *(["robex"] if mode == "2D" else [])])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [r["case"] for r in rows] == ["case_02", "case_03"]
@@ -216,26 +205,10 @@ def test_leave_one_source_out_scores_each_class_beside_kmeans_on_a_set_of_severa
     from tests.conftest import CLASS_VALUES, VOLUMES, write_class_dataset
 
     data = write_class_dataset(tmp_path / "data", volumes=VOLUMES + VOLUMES[:1])
-    cases = [{"case": f"case_{i:02d}", "source": s} for i, s in enumerate(["a", "a", "b", "b", "c", "c"])]
-    (data / "cases.json").write_text(json.dumps(cases))
     out = tmp_path / "loso.json"
-    settings = "--spatial_size 32 --num_workers 0 --slice_batch 16"
-    cmd = [sys.executable, "-m", "benchmarks.leave_one_source_out", "--dataset_dir", str(data), "--sources", "a", "b"]
-    cmd += [
-        "c",
-        "--holdout",
-        "b",
-        "--work_dir",
-        str(tmp_path / "work"),
-        "--json",
-        str(out),
-        "--inference_args",
-        settings,
-    ]
-    cmd += ["--train_args", f"--epochs 1 --iterations_per_epoch 2 --slices_per_volume 4 {settings}"]
-    env = {**os.environ, "PYTHONPATH": str(BUNDLE), "OMP_NUM_THREADS": "1"}
+    cmd = loso_command(data, tmp_path)
     # k-means is the tissue set's default; on other classes it runs when asked, clusters darkest first
-    proc = subprocess.run([*cmd, "--baselines", "kmeans"], cwd=BUNDLE, capture_output=True, text=True, env=env)
+    proc = run_loso([*cmd, "--baselines", "kmeans"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [r["case"] for r in rows] == ["case_02", "case_03"]
@@ -250,7 +223,7 @@ def test_leave_one_source_out_scores_each_class_beside_kmeans_on_a_set_of_severa
     assert set(np.unique(kmeans)) == {0, 2, 5}
     assert "| held-out case | trained on | shell Dice / HD95 mm | core Dice / HD95 mm | kmeans shell |" in proc.stdout
     assert "| mean Dice |" in proc.stdout
-    wrong = subprocess.run([*cmd[:-2], "--baselines", "robex"], cwd=BUNDLE, capture_output=True, text=True, env=env)
+    wrong = run_loso([*cmd, "--baselines", "robex"])
     assert (
         wrong.returncode == 2 and "--baselines robex does not fit" in wrong.stderr and "Traceback" not in wrong.stderr
     )

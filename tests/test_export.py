@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,21 @@ def test_onnx_export_of_an_untrained_network_runs_in_process(tmp_path, one_torch
     assert max_abs_diff(network, str(tmp_path / "m.onnx"), (1, 16, 16), batch_sizes=(2,)) < 1e-4
 
 
+def saved_untrained(folder: Path, trained: dict) -> tuple[torch.nn.Module, Path]:
+    """inference.json's network for ``trained``'s network arguments, its initial weights saved as ``folder/model.pt``
+    with ``trained`` as its settings; (the network in eval mode, the weights file)."""
+    from scripts.networks import model_settings
+
+    parser = ConfigParser()
+    parser.read_config(INFERENCE_CONFIG)
+    parser["network_args"] = trained["network_args"]
+    network = parser.get_parsed_content("network_def").eval()
+    model = folder / "model.pt"
+    torch.save(network.state_dict(), model)
+    model_settings.write(trained, model)
+    return network, model
+
+
 @pytest.mark.parametrize(
     "mode, settings, shape",
     [("2.5D", {"context_slices": 2}, (5, 32, 32)), ("3D", {"patch_size": [32, 32, 16]}, (1, 32, 32, 16))],
@@ -123,13 +139,7 @@ def test_each_mode_exports_to_torchscript_and_onnx(tmp_path, one_torch_thread, m
         "spatial_dims": 3 if mode == "3D" else 2,
         "in_channels": 2 * trained["context_slices"] + 1,
     }
-    parser = ConfigParser()
-    parser.read_config(INFERENCE_CONFIG)
-    parser["network_args"] = trained["network_args"]
-    network = parser.get_parsed_content("network_def").eval()
-    model = tmp_path / "model.pt"
-    torch.save(network.state_dict(), model)
-    model_settings.write(trained, model)
+    network, model = saved_untrained(tmp_path, trained)
     meta = f"['{METADATA}','{BUNDLE / 'configs' / f'metadata_{mode.lower()}.json'}']"
     ts = tmp_path / "model.ts"
     # ckpt_export takes one meta file (MONAI 1.6 cannot layer them there); verify_net_in_out below checks the layered one
@@ -309,13 +319,7 @@ def test_a_model_of_three_classes_exports_its_three_output_channels(tmp_path, on
     trained = {**model_settings.default_settings(), "spatial_size": 32}
     trained["label_classes"] = {"background": 0, "shell": 2, "core": 5}
     trained["network_args"] = {**trained["network_args"], "out_channels": 3}
-    parser = ConfigParser()
-    parser.read_config(INFERENCE_CONFIG)
-    parser["network_args"] = trained["network_args"]
-    network = parser.get_parsed_content("network_def").eval()
-    model = tmp_path / "model.pt"
-    torch.save(network.state_dict(), model)
-    model_settings.write(trained, model)
+    network, model = saved_untrained(tmp_path, trained)
     ts, onnx_path = tmp_path / "model.ts", tmp_path / "model.onnx"
     for command in (
         ["monai.bundle", "ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file", str(model)],
