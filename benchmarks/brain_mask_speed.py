@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks, case_of
-from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR
+from scripts.common.paths import BUNDLE_ROOT, CONFIG_DIR
 
 # what the bundle is timed with: inference.json's defaults, then flip TTA on top, then one plane alone
 BUNDLE_SETTINGS = {

@@ -34,12 +34,13 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.baseline_masks import TOOLS, baseline_masks
-from benchmarks.class_scores import class_dice
 from benchmarks.tissue_kmeans import CLASSES as TISSUES
 from benchmarks.tissue_kmeans import write_kmeans_map
+from scripts.common.paths import CONFIG_DIR
 from scripts.data.label_classes import BINARY_CLASSES, DATASET_JSON, foreground_names, is_binary, read_dataset_json
-from scripts.handlers.surface_metrics import case_metrics
-from scripts.tools.launch import CONFIG_DIR, config_files, run_bundle
+from scripts.metrics.class_scores import class_dice
+from scripts.metrics.surface_metrics import case_metrics
+from scripts.tools.launch import config_files, run_bundle
 
 BASELINES = ("robex", "deepbet", "hdbet")
 CLASS_BASELINES = ("kmeans",)  # the tissue task's classical baseline; the brain-mask tools do not split tissues
@@ -85,7 +86,7 @@ def score(mask_path: Path, label_path: Path) -> dict:
 
 
 def score_classes(pred_path: Path, label_path: Path, classes: dict[str, int]) -> dict:
-    """Dice (``benchmarks.class_scores``: NaN for a class neither map holds) and HD95 (mm) of each foreground class of a
+    """Dice (``scripts.metrics.class_scores``: NaN for a class neither map holds) and HD95 (mm) of each foreground class of a
     label map, and their mean Dice."""
     pred, truth, affine = read_pair(pred_path, label_path)
     names = foreground_names(classes)

@@ -6,7 +6,7 @@ reference's brain (the baseline is given the region; only the split into CSF, gr
 
 Clusters are ordered by their mean intensity and named by T1 contrast, CSF < grey < white matter; the label map gets
 the dataset's values for those names (its ``dataset.json``) on the scan's grid, in ``out_dir/<case>.nii.gz``. Prints one
-markdown row per case with each class's Dice (``benchmarks.class_scores``) and writes them as JSON.
+markdown row per case with each class's Dice (``scripts.metrics.class_scores``) and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from benchmarks import common
-from benchmarks.class_scores import per_class_dice
 from scripts.data.label_classes import label_dtype
+from scripts.metrics.class_scores import per_class_dice
 
 CLASSES = ("CSF", "grey matter", "white matter")  # darkest to brightest on T1
 SAMPLE = 200_000  # voxels the clusters are fitted on; every voxel is then assigned to its nearest centre

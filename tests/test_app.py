@@ -67,8 +67,8 @@ def test_cli_refuses_an_unknown_unet_dimensions_in_one_line():
 
 
 def test_modes_other_than_2d_layer_their_config_file():
-    from scripts.config.config_check import MODE_FILES
-    from scripts.tools.launch import TRAIN_CONFIG, config_files
+    from scripts.common.paths import MODE_FILES, TRAIN_CONFIG
+    from scripts.tools.launch import config_files
 
     assert config_files(None) == config_files("2D") == [str(TRAIN_CONFIG)]
     for mode, layered in MODE_FILES.items():

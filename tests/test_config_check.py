@@ -4,7 +4,8 @@ import json
 
 from monai.bundle import ConfigParser
 
-from scripts.config.config_check import MODE_FILES, literal_defaults, problems_in
+from scripts.common.paths import MODE_FILES
+from scripts.config.config_check import literal_defaults, problems_in
 from tests.conftest import BUNDLE, FAST, TRAIN_CONFIG, cli_args, run_bundle
 
 GOOD = {

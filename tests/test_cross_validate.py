@@ -47,7 +47,7 @@ def test_tables_that_cannot_be_written_are_one_line_and_the_folds_stay(tmp_path,
 
     import pytest
 
-    from scripts.persistence.durable_disk_saver import WriteError
+    from scripts.common.durable_write import WriteError
     from scripts.tools import cross_validate
 
     cv_dir = tmp_path / "cv"

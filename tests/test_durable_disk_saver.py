@@ -20,7 +20,7 @@ def test_the_durable_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(t
     """The order is what makes it durable: the folder's fsync before the rename would flush a directory entry that
     does not exist yet, and a power cut after the rename could leave ``last.pth`` naming nothing. Every earlier test
     passed with that order swapped; this one records it."""
-    from scripts.persistence import durable_disk_saver
+    from scripts.common import durable_write
 
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -36,7 +36,7 @@ def test_the_durable_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(t
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    durable_disk_saver.write_text_durably("a,b\r\n", tmp_path / "metrics.csv")
+    durable_write.write_text_durably("a,b\r\n", tmp_path / "metrics.csv")
     DurableDiskSaver(tmp_path)({"w": torch.ones(3)}, "last.pth")
     assert [what for what, _ in calls] == ["fsync file", "rename", "fsync folder"] * 2
     assert calls[0][1].startswith(".tmp-") and calls[0][1].endswith(".part") and calls[1][1] == "metrics.csv"
@@ -49,7 +49,7 @@ def test_a_full_disk_is_one_write_error_naming_the_file_and_its_folder(tmp_path,
     import builtins
     import errno
 
-    from scripts.persistence.durable_disk_saver import WriteError
+    from scripts.common.durable_write import WriteError
     from tests.full_disk import FullDiskFile  # the disk takes the file's first 64 bytes, then is full
 
     saver = DurableDiskSaver(tmp_path)
@@ -101,7 +101,7 @@ def test_retired_file_is_deleted_only_after_its_successor_is_written(tmp_path):
 def test_a_report_whose_write_fails_leaves_the_former_one_whole(tmp_path, monkeypatch):
     import os
 
-    from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
+    from scripts.common.durable_write import csv_text, write_text_durably
 
     report = tmp_path / "metrics.csv"
     write_text_durably(csv_text([{"case": "a", "dice": 0.9}], ["case", "dice"]), report)

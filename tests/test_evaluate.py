@@ -18,7 +18,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from scripts.data.cases import DatasetError
 from scripts.data.eval_cases import select_cases
 from scripts.handlers.evaluation_report import summarise
-from scripts.handlers.surface_metrics import case_metrics
+from scripts.metrics.surface_metrics import case_metrics
 from tests.conftest import EVALUATE_CONFIG, LOGGING, METADATA, TRAIN_CONFIG, TRAINED, bundle_run, cli_args, run_module
 
 COLUMNS = ["case", "dice", "hd95_mm", "asd_mm", "pred_volume_ml", "true_volume_ml", "fp_volume_ml", "fn_volume_ml"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts.persistence.durable_disk_saver import DurableDiskSaver, replace_durably, save_durably, write_text_durably
+from scripts.common.durable_write import replace_durably, save_durably, write_text_durably
+from scripts.persistence.durable_disk_saver import DurableDiskSaver
 from tests.conftest import (
     BUNDLE,
     EVALUATE_CONFIG,
@@ -47,7 +48,7 @@ def umask():
 
 
 def test_durable_writes_take_the_current_umask_and_leave_it_alone(tmp_path, umask):
-    from scripts.persistence.durable_disk_saver import current_umask, ordinary_file_mode
+    from scripts.common.durable_write import current_umask, ordinary_file_mode
 
     for value in UMASKS:  # read anew on every write: a program may change its umask between two
         umask(value)
@@ -155,12 +156,12 @@ def test_the_log_names_each_mask_by_its_final_name_and_no_temporary_file(outputs
 
 def test_without_proc_the_umask_is_read_by_setting_it_and_put_back(umask, monkeypatch):
     """Where ``/proc/self/status`` has no umask (not Linux, or before 4.7), POSIX's set-and-restore is the way."""
-    from scripts.persistence import durable_disk_saver
+    from scripts.common import durable_write
 
     def no_proc(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", "/proc/self/status")
 
-    monkeypatch.setattr(durable_disk_saver, "open", no_proc, raising=False)
+    monkeypatch.setattr(durable_write, "open", no_proc, raising=False)
     for value in UMASKS:
         umask(value)
-        assert durable_disk_saver.current_umask() == value and os.umask(value) == value
+        assert durable_write.current_umask() == value and os.umask(value) == value

@@ -14,9 +14,9 @@ import pytest
 import torch
 from ignite.engine import Engine
 
+from scripts.common.durable_write import WriteError
 from scripts.handlers import best_model_export
 from scripts.handlers.best_model_export import ExportBestModel
-from scripts.persistence.durable_disk_saver import WriteError
 from tests.conftest import (
     EVALUATE_CONFIG,
     FAST,

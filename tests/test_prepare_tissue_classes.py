@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks import tissue_kmeans
-from benchmarks.class_scores import class_dice, per_class_dice
 from scripts.data.cases import find_cases
+from scripts.metrics.class_scores import class_dice, per_class_dice
 from scripts.tools import prepare_real_t1, prepare_tissue_classes
 from scripts.tools.prepare_tissue_classes import CSF, GREY, WHITE
 from tests import test_brain_mask_rule as phantom

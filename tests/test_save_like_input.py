@@ -9,8 +9,8 @@ import torch
 from monai.data import MetaTensor
 from monai.data.image_writer import NibabelWriter
 
+from scripts.common.durable_write import WriteError
 from scripts.data.inference_cases import mask_name
-from scripts.persistence.durable_disk_saver import WriteError
 from scripts.transforms.save_like_input import SaveLikeInputd
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
+from scripts.common.output_space import writable_problem
+from scripts.common.paths import BUNDLE_ROOT, MODE_FILES
 from scripts.data.cases import DatasetError, folds_problems, split_cases
 from scripts.data.data_cache import CACHE_MODES
 from scripts.networks.losses import LOSS_NAMES
@@ -16,10 +16,6 @@ from scripts.transforms.slice_axis import SLICE_AXES
 
 UNET_DIMENSIONS = ("2D", "2.5D", "3D")
 MIN_TRAINING_VOLUMES = 2  # one volume gives the schedule, BatchNorm and early stopping a single case to learn from
-MODE_FILES = {"2D": "configs/train.json", "2.5D": "configs/train_2.5d.json", "3D": "configs/train_3d.json"}
-
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +23,7 @@ def literal_defaults() -> dict:
     """The settings train.json and its mode files write as plain values (numbers, text, booleans, lists)."""
     defaults = {}
     for name in dict.fromkeys(MODE_FILES.values()):
-        for key, value in json.loads((CONFIG_DIR.parent / name).read_text()).items():
+        for key, value in json.loads((BUNDLE_ROOT / name).read_text()).items():
             if "#" in key or key.startswith("_") or isinstance(value, dict) or value is None:
                 continue
             if isinstance(value, str) and value.startswith(("$", "@", "%")):
@@ -179,17 +175,6 @@ def problems_in(settings: dict) -> list[str]:
             if problem := _type_problem(key, value, defaults[key]):
                 found.append(problem)
     return found
-
-
-def writable_problem(folder: str, key: str = "output_dir") -> str | None:
-    """``None`` if files can be created in ``folder`` (made if missing), else a line saying why not."""
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        return f"{key}={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --{key} with a writable folder"
-    return None
 
 
 def check_settings(settings: dict, output_dir: str) -> None:

@@ -14,7 +14,7 @@ from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 from monai.utils import convert_to_tensor
 
-from scripts.persistence.durable_disk_saver import save_durably
+from scripts.common.durable_write import save_durably
 
 CACHE_MODES = ("disk", "memory", "none")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import nibabel as nib
 from monai.utils import ImageMetaKey
 
-from scripts.config.flags import as_bool
-from scripts.config.output_space import NIFTI_HEADER_BYTES, output_problems
+from scripts.common.flags import as_bool
+from scripts.common.output_space import NIFTI_HEADER_BYTES, output_problems
 from scripts.data.cases import CHANNEL_SUFFIX, DatasetError, case_id, case_key, duplicate_problem
 from scripts.data.nifti_reader import header_problem
 from scripts.data.scan_check import ScanError, check_scan

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 
 
 class RandSlicesByPosNegLabeld(Randomizable, MapTransform):

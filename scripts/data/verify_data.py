@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.config.flags import as_bool
-from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.common.flags import as_bool
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.data.cases import DatasetError, duplicate_problem, expected_image, find_cases, pair_cases
 from scripts.data.scan_check import ScanError, check_scan, read_volume
 

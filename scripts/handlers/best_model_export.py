@@ -11,9 +11,9 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+from scripts.common.durable_write import save_durably
 from scripts.networks import model_settings as settings_file
 from scripts.networks.placement import unwrap
-from scripts.persistence.durable_disk_saver import save_durably
 
 logger = logging.getLogger(__name__)
 

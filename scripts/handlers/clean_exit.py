@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ignite.engine import Engine, Events
 
-from scripts.persistence.durable_disk_saver import os_error_in
+from scripts.common.durable_write import os_error_in
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ExitOnOSError:
     """A full disk, a vanished folder or a permission error mid-run is the machine's problem, not a bug: end the
     run with one line naming the file, its folder and the reason, and what the run leaves, instead of pages of engine
     traceback. The ``OSError`` is found inside the ``RuntimeError`` that torch's checkpoint writer and MONAI's
-    transforms wrap it in (:func:`~scripts.persistence.durable_disk_saver.os_error_in`); other exceptions keep their
+    transforms wrap it in (:func:`~scripts.common.durable_write.os_error_in`); other exceptions keep their
     traceback. Attach it before MONAI's ``StatsHandler``, whose exception handler logs the traceback and re-raises.
 
     ``run`` names what stopped (``run``, ``evaluation``, ``inference``); ``afterwards`` says what the files written

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from ignite.engine import Engine, Events
 
+from scripts.common.durable_write import csv_text, write_text_durably
 from scripts.data.label_classes import foreground_names, is_binary
 from scripts.handlers.case_progress import batch_case_ids
-from scripts.handlers.surface_metrics import COLUMNS, case_metrics
-from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
+from scripts.metrics.surface_metrics import COLUMNS, case_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from itertools import combinations
 import torch
 from monai.inferers import Inferer
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 
 
 class FlipTTAInferer(Inferer):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from scripts.config.flags import as_bool
+from scripts.common.durable_write import write_text_durably
+from scripts.common.flags import as_bool
+from scripts.common.paths import TRAIN_CONFIG
 from scripts.data.label_classes import BINARY_CLASSES
-from scripts.persistence.durable_disk_saver import write_text_durably
 
 logger = logging.getLogger(__name__)
 
-TRAIN_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train.json"
 # about the labels a model is scored against, not about its input: an evaluation may set it for other data
 NOT_ENFORCED = ("label_threshold",)
 # model.json's record of the data the model was trained on: not a setting (read() leaves it out)

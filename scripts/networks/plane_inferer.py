@@ -9,7 +9,7 @@ from monai.data import MetaTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 
-from scripts.networks.class_outputs import logits_of, probabilities
+from scripts.transforms.class_outputs import logits_of, probabilities
 from scripts.transforms.fit_in_plane import FitInPlane
 from scripts.transforms.slice_axis import ANISOTROPY_RATIO, PLANE_NORMALS, SliceAxis, choose_axis
 

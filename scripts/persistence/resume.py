@@ -9,7 +9,7 @@ from pathlib import Path
 import ignite.distributed as idist
 import torch
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import os
 import torch
 from ignite.engine import Engine
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 from scripts.networks.model_settings import normalised
 from scripts.networks.placement import unwrap
 

@@ -24,9 +24,9 @@ import os
 import sys
 from typing import Any
 
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.config.cli_overrides import split_overrides
 from scripts.config.config_check import problems_in
-from scripts.config.tool_arguments import ToolArgumentParser
 from scripts.tools.launch import run_training
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ import csv
 import json
 from pathlib import Path
 
+from scripts.common.durable_write import csv_text, write_text_durably
+from scripts.common.paths import BUNDLE_ROOT, CONFIG_DIR
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.config.setting_names import check_names
-from scripts.config.tool_arguments import ToolArgumentParser
-from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
-from scripts.tools.launch import BUNDLE_ROOT, CONFIG_DIR, config_files, run_bundle
+from scripts.tools.launch import config_files, run_bundle
 
 
 def read_rows(metrics_csv: Path, fold: int) -> list[dict]:

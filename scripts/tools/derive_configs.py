@@ -27,11 +27,11 @@ from pathlib import Path
 
 from monai.bundle import ConfigParser
 
-from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.common.paths import CONFIG_DIR
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.data.label_classes import class_names, foreground_names, is_binary
 from scripts.networks import model_settings
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 LAYERED_FILES = ("train_2.5d.json", "train_3d.json", "multi_gpu_train.json")
 SHIPPED_MODEL = Path("models") / "model.pt"  # beside configs/
 # train.json's settings are its top-level keys before this one, but for the imports

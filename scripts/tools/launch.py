@@ -12,11 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-BUNDLE_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = BUNDLE_ROOT / "configs"
-TRAIN_CONFIG = CONFIG_DIR / "train.json"
-METADATA = CONFIG_DIR / "metadata.json"
-LOGGING = CONFIG_DIR / "logging.conf"
+from scripts.common.paths import BUNDLE_ROOT, LOGGING, METADATA, MODE_FILES, TRAIN_CONFIG
 
 
 def ensure_importable(bundle_root: Path = BUNDLE_ROOT) -> None:
@@ -27,13 +23,10 @@ def ensure_importable(bundle_root: Path = BUNDLE_ROOT) -> None:
 
 
 def config_files(unet_dimensions: str | None = None) -> list[str]:
-    """configs/train.json, with the layered config file of ``unet_dimensions`` (``scripts.config.config_check.MODE_FILES``)
+    """configs/train.json, with the layered config file of ``unet_dimensions`` (``scripts.common.paths.MODE_FILES``)
     on top for modes other than 2D; an unknown mode gets train.json alone and the bundle's config check refuses it."""
-    ensure_importable()
-    from scripts.config import config_check
-
     files = [str(TRAIN_CONFIG)]
-    layered = getattr(config_check, "MODE_FILES", {}).get(unet_dimensions)
+    layered = MODE_FILES.get(unet_dimensions)
     if layered and Path(layered).name != TRAIN_CONFIG.name:
         path = BUNDLE_ROOT / layered
         if not path.is_file():

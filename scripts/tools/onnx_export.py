@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.common.durable_write import replace_durably
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.networks.weights import load_weights
-from scripts.persistence.durable_disk_saver import replace_durably
 
 logger = logging.getLogger(__name__)
 

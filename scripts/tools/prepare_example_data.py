@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.common.tool_arguments import ToolArgumentParser
 
 logger = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
-from scripts.config.tool_arguments import ToolArgumentParser
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.tools.brain_mask_rule import to_rule
 
 logger = logging.getLogger(__name__)

@@ -32,10 +32,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from scripts.common.durable_write import csv_text, write_text_durably
+from scripts.common.paths import BUNDLE_ROOT
+from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.config.cli_overrides import split_overrides
-from scripts.config.tool_arguments import ToolArgumentParser
-from scripts.persistence.durable_disk_saver import csv_text, write_text_durably
-from scripts.tools.launch import BUNDLE_ROOT, ensure_importable
+from scripts.tools.launch import ensure_importable
 
 logger = logging.getLogger("scripts.tools.tune")
 

@@ -8,7 +8,7 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 
 from scripts.data.label_classes import class_values, is_binary, label_dtype
-from scripts.networks.class_outputs import probabilities
+from scripts.transforms.class_outputs import probabilities
 
 TORCH_DTYPES = {"uint8": torch.uint8, "uint16": torch.int32}  # torch has no uint16 arithmetic; saving casts it
 

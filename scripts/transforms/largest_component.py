@@ -5,7 +5,7 @@ from __future__ import annotations
 from monai.config import KeysCollection
 from monai.transforms import Compose, FillHolesd, KeepLargestConnectedComponentd, MapTransform
 
-from scripts.config.flags import as_bool
+from scripts.common.flags import as_bool
 from scripts.data.label_classes import BINARY_CLASSES, class_values, foreground_names, is_binary
 
 AUTO = "auto"

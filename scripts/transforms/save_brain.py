@@ -12,8 +12,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
+from scripts.common.durable_write import replace_durably
 from scripts.data.nifti_reader import load_nifti
-from scripts.persistence.durable_disk_saver import replace_durably
 
 logger = logging.getLogger(__name__)
 

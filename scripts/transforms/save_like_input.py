@@ -10,7 +10,7 @@ from monai.data.utils import is_no_channel
 from monai.transforms import SaveImaged
 from monai.utils import MetaKeys
 
-from scripts.persistence.durable_disk_saver import replace_durably
+from scripts.common.durable_write import replace_durably
 
 logger = logging.getLogger(__name__)
 

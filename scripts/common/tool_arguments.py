@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from scripts.config.setting_names import nearest
+from scripts.common.names import nearest
 
 
 class ToolArgumentParser(argparse.ArgumentParser):

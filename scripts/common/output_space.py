@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-from scripts.config.config_check import writable_problem
-
 NIFTI_HEADER_BYTES = 352  # a NIfTI-1 header and its end-of-extensions marker
+
+
+def writable_problem(folder: str, key: str = "output_dir") -> str | None:
+    """``None`` if files can be created in ``folder`` (made if missing), else a line saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"{key}={folder}: cannot write there ({error.strerror or type(error).__name__}); pass --{key} with a writable folder"
+    return None
 
 
 def readable(size: float) -> str:
