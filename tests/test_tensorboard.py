@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from ignite.engine import Engine
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
@@ -97,10 +97,8 @@ def test_the_network_graph_is_written_with_the_runs_input_shape(mode, dataset, t
 def test_tracing_the_graph_leaves_training_as_it_was(dataset, tmp_path, one_torch_thread):
     """A 2D run's graph; traced in eval mode after the first iteration, so BatchNorm statistics and weights are as
     without the trace (the next iteration and validation train and score the same)."""
-    handlers = ConfigParser.load_config_file(TRAIN_CONFIG)["train"]["handlers"]
-    index = next(i for i, h in enumerate(handlers) if h["_target_"].endswith("NetworkGraph"))
     with_graph = train(tmp_path / "with", dataset)
-    without = train(tmp_path / "without", dataset, **{f"train#handlers#{index}#_disabled_": True})
+    without = train(tmp_path / "without", dataset, **{"tracking#network_graph": False})
     assert graph_input_shapes(train_events(tmp_path / "with")) == [INPUT_SHAPES["2D"]]
     assert not load(train_events(tmp_path / "without")).Tags()["graph"]
     for name in ("with", "without"):

@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss, DiceLoss
 
-LOSS_NAMES = ("dice", "cross_entropy", "combination")
+# the one list of the losses by name: the config check, the Tune search space and loss_function's description read it
+LOSSES = {
+    "dice": "soft Dice",
+    "cross_entropy": "cross-entropy (binary for two classes)",
+    "combination": "Dice + cross-entropy",
+}
+LOSS_NAMES = tuple(LOSSES)
 # batch=True: Dice over all slices of a batch, so slices without foreground do not dominate (as nnU-Net 2D)
 DICE_ARGS = {"batch": True, "smooth_nr": 1e-5, "smooth_dr": 1e-5}
 
@@ -21,7 +27,7 @@ class IndexCrossEntropy(torch.nn.Module):
 
 
 def build_loss(name: str, channels: int = 1) -> torch.nn.Module:
-    """``dice`` | ``cross_entropy`` | ``combination`` (Dice + cross-entropy). One channel: sigmoid Dice and binary
+    """The loss called ``name`` (:data:`LOSSES`). One channel: sigmoid Dice and binary
     cross-entropy on the logits. Several: softmax Dice over the classes but background (as nnU-Net) and cross-entropy
     over all of them, the targets' indices made one-hot by MONAI."""
     if name not in LOSS_NAMES:

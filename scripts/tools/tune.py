@@ -4,7 +4,7 @@
     python -m scripts.tools.tune --num_samples 20 --max_epochs 30 --dataset_dir /data/Task01 --cpus_per_trial 2 --gpus_per_trial 1
 
 Search space (the original app's): ``lr`` log-uniform 1e-5..1e-3, ``max_lr`` log-uniform 1e-3..1e-2,
-``loss_function`` dice | cross_entropy | combination, ``augmentations`` true | false, ``dropout_rate`` uniform
+``loss_function`` any of ``scripts.networks.losses.LOSS_NAMES``, ``augmentations`` true | false, ``dropout_rate`` uniform
 0..0.6. ASHA stops poor trials early on ``validation_loss``. Each trial runs
 ``SMALabellerApp(args).do2dTraining(config, ray_tune=True)`` (``scripts/tools/app.py``), which reports ``training_loss``,
 ``validation_loss``, ``mean_dice`` and ``epoch`` with the run's checkpoint folder after every epoch.
@@ -36,6 +36,7 @@ from scripts.common.durable_write import csv_text, write_text_durably
 from scripts.common.paths import BUNDLE_ROOT
 from scripts.common.tool_arguments import ToolArgumentParser
 from scripts.config.cli_overrides import split_overrides
+from scripts.networks.losses import LOSS_NAMES
 from scripts.tools.launch import ensure_importable
 
 logger = logging.getLogger("scripts.tools.tune")
@@ -59,7 +60,7 @@ def search_space() -> dict[str, Any]:
     return {
         "lr": tune.loguniform(1e-5, 1e-3),
         "max_lr": tune.loguniform(1e-3, 1e-2),
-        "loss_function": tune.choice(["dice", "cross_entropy", "combination"]),
+        "loss_function": tune.choice(list(LOSS_NAMES)),
         "augmentations": tune.choice([True, False]),
         "dropout_rate": tune.uniform(0.0, 0.6),
     }
