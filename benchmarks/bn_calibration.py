@@ -1,7 +1,7 @@
 """BatchNorm calibration (scripts.handlers.precise_bn) as a share of one training epoch.
 
 One process, ``configs/train.json`` through ``monai.bundle.ConfigWorkflow`` with default settings on synthetic NIfTI
-volumes (``--iters-per-epoch`` x ``batch_size`` training volumes), validation off. Two trainers run interleaved
+volumes (``--iters_per_epoch`` x ``batch_size`` training volumes), validation off. Two trainers run interleaved
 epochs: one with the config's ``BatchNormCalibration`` closing a window at the end of every epoch (its ``interval``
 set to 1, so every epoch pays what a validation epoch pays), one with ``bn_calibration false``. Reported: the median
 epoch of each, their ratio, and the time spent inside the calibration handler itself (timed around its calls).
@@ -9,6 +9,7 @@ epoch of each, their ratio, and the time spent inside the calibration handler it
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -19,12 +20,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+from scripts.common.paths import TRAIN_CONFIG  # noqa: E402
+from scripts.config.config_check import literal_defaults  # noqa: E402
+from scripts.studies.study_files import markdown_table  # noqa: E402
 
 
 def calibration_handler_index() -> int:
-    handlers = json.loads(common.TRAIN_CONFIG.read_text())["train"]["handlers"]
+    handlers = json.loads(TRAIN_CONFIG.read_text())["train"]["handlers"]
     return next(
-        i for i, h in enumerate(handlers) if h["_target_"] == "scripts.handlers.precise_bn.BatchNormCalibration"
+        i
+        for i, h in enumerate(handlers)  # a handler may be a reference ("@train#...") rather than a component
+        if isinstance(h, dict) and h.get("_target_") == "scripts.handlers.precise_bn.BatchNormCalibration"
     )
 
 
@@ -43,7 +49,7 @@ def time_handler_calls(cls, spent: list[float]) -> None:
         setattr(cls, name, timed)
 
 
-def main(argv=None) -> dict:
+def parse(argv=None) -> argparse.Namespace:
     p = common.parser(
         "bn_calibration",
         __doc__.splitlines()[0],
@@ -58,31 +64,74 @@ def main(argv=None) -> dict:
         },
     )
     p.set_defaults(repeats=5)
-    p.add_argument("--iters-per-epoch", type=int, default=6, help="training iterations per epoch (default 6)")
+    p.add_argument("--iters_per_epoch", type=int, default=6, help="training iterations per epoch (default 6)")
     p.add_argument("--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"))
-    p.add_argument("--warmup-rounds", type=int, default=1)
-    p.add_argument("--spatial-size", type=int, default=None, help="override the config's spatial_size")
-    p.add_argument("--slices-per-volume", type=int, default=None, help="override the config's slices_per_volume")
-    p.add_argument("--num-workers", type=int, default=None, help="override the config's num_workers")
+    p.add_argument("--warmup_rounds", type=int, default=1)
+    p.add_argument("--spatial_size", type=int, default=None, help="override the config's spatial_size")
+    p.add_argument("--slices_per_volume", type=int, default=None, help="override the config's slices_per_volume")
+    p.add_argument("--num_workers", type=int, default=None, help="override the config's num_workers")
     p.add_argument(
-        "--bn-calibration-batches", type=int, default=None, help="override the config's bn_calibration_batches"
+        "--bn_calibration_batches", type=int, default=None, help="override the config's bn_calibration_batches"
     )
     args = common.parse(p, argv)
+    args.overrides = {
+        k: getattr(args, k)
+        for k in ("spatial_size", "slices_per_volume", "num_workers", "bn_calibration_batches")
+        if getattr(args, k) is not None
+    }
+    return args
 
+
+def trainers(args: argparse.Namespace, work: Path, data: Path) -> dict:
+    """name -> (workflow, epoch timer) of the trainer with calibration after every epoch and of the one without."""
+    made = {}
+    for name, calibrate in (("with", True), ("without", False)):
+        workflow = common.config_workflow(
+            TRAIN_CONFIG,
+            "train",
+            bundle_root=work / name,
+            dataset_dir=data,
+            device=common.device_override(args.device),
+            epochs=args.warmup_rounds + args.repeats,
+            iterations_per_epoch=args.iters_per_epoch,
+            val_interval=common.NO_VALIDATION,
+            bn_calibration=calibrate,
+            **{f"train#handlers#{calibration_handler_index()}#interval": 1},
+            **args.overrides,
+        )
+        timer = common.EpochTimer(1, args.device)
+        timer.attach(workflow.trainer)
+        made[name] = (workflow, timer)
+    return made
+
+
+def interleaved_rounds(args: argparse.Namespace, runs: dict, spent: list[float]) -> list[dict]:
+    """One epoch of each trainer per round, in turn: the seconds of each and those inside the calibration handler."""
+    rounds = args.warmup_rounds + args.repeats
+    samples = []
+    for round_index in range(rounds):
+        sample = {"warmup_round": round_index < args.warmup_rounds}
+        for name, (workflow, timer) in runs.items():
+            spent[0] = 0.0
+            common.sync(args.device)
+            start = time.perf_counter()
+            common.run_one_epoch(workflow.trainer)
+            sample[f"epoch_{name}_s"] = timer.epochs[-1]["end"] - start
+            if name == "with":
+                sample["handler_s"] = spent[0]
+        samples.append(sample)
+        print(
+            f"[round {round_index + 1}/{rounds}] epoch with calibration {sample['epoch_with_s']:.2f} s "
+            f"(in the handler {sample['handler_s'] * 1000:.1f} ms), without {sample['epoch_without_s']:.2f} s",
+            flush=True,
+        )
+    return samples
+
+
+def run(args: argparse.Namespace) -> dict:
     from scripts.handlers.precise_bn import BatchNormCalibration
 
-    overrides = {
-        k: v
-        for k, v in (
-            ("spatial_size", args.spatial_size),
-            ("slices_per_volume", args.slices_per_volume),
-            ("num_workers", args.num_workers),
-            ("bn_calibration_batches", args.bn_calibration_batches),
-        )
-        if v is not None
-    }
-    batch_size = common.cfg_default("batch_size")
-    rounds = args.warmup_rounds + args.repeats
+    defaults = literal_defaults()
     result = {
         "benchmark": "bn_calibration",
         "system": common.system_info(args.device),
@@ -93,58 +142,22 @@ def main(argv=None) -> dict:
             "shape": args.shape,
             "repeats": args.repeats,
             "warmup_rounds": args.warmup_rounds,
-            "overrides": overrides,
+            "overrides": args.overrides,
             "validation": "off (val_interval beyond the run); calibration window closed after every epoch",
-            "bn_calibration_batches": overrides.get(
-                "bn_calibration_batches", common.cfg_default("bn_calibration_batches")
-            ),
+            "bn_calibration_batches": args.overrides.get("bn_calibration_batches", defaults["bn_calibration_batches"]),
         },
     }
     spent = [0.0]
     time_handler_calls(BatchNormCalibration, spent)
     with common.Workdir(args.workdir, "bn") as work:
         n_volumes = common.volumes_for_training_set(
-            args.iters_per_epoch * batch_size, common.cfg_default("val_set_size")
+            args.iters_per_epoch * defaults["batch_size"], defaults["val_set_size"]
         )
         data = common.write_dataset(work / "data", n_volumes, args.shape)
         result["settings"]["volumes"] = n_volumes
-        trainers = {}
-        for name, calibrate in (("with", True), ("without", False)):
-            workflow = common.config_workflow(
-                common.TRAIN_CONFIG,
-                "train",
-                bundle_root=work / name,
-                dataset_dir=data,
-                device=common.device_override(args.device),
-                epochs=rounds,
-                iterations_per_epoch=args.iters_per_epoch,
-                val_interval=common.NO_VALIDATION,
-                bn_calibration=calibrate,
-                **{f"train#handlers#{calibration_handler_index()}#interval": 1},
-                **overrides,
-            )
-            timer = common.EpochTimer(1, args.device)
-            timer.attach(workflow.trainer)
-            trainers[name] = (workflow, timer)
-
-        samples = []
-        for round_index in range(rounds):
-            sample = {"warmup_round": round_index < args.warmup_rounds}
-            for name, (workflow, timer) in trainers.items():
-                spent[0] = 0.0
-                common.sync(args.device)
-                start = time.perf_counter()
-                common.run_one_epoch(workflow.trainer)
-                sample[f"epoch_{name}_s"] = timer.epochs[-1]["end"] - start
-                if name == "with":
-                    sample["handler_s"] = spent[0]
-            samples.append(sample)
-            print(
-                f"[round {round_index + 1}/{rounds}] epoch with calibration {sample['epoch_with_s']:.2f} s "
-                f"(in the handler {sample['handler_s'] * 1000:.1f} ms), without {sample['epoch_without_s']:.2f} s",
-                flush=True,
-            )
-        for workflow, _ in trainers.values():
+        runs = trainers(args, work, data)
+        samples = interleaved_rounds(args, runs, spent)
+        for workflow, _ in runs.values():
             workflow.finalize()
 
     timed = [s for s in samples if not s["warmup_round"]]
@@ -153,6 +166,11 @@ def main(argv=None) -> dict:
     ratio = med["epoch_with_s"] / med["epoch_without_s"]
     result.update({"samples": samples, "medians": med, "share_of_epoch": share, "epoch_ratio": ratio})
     result["targets"] = {"calibration <= 5% of an epoch": share <= 0.05}
+    return result
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    med, share, ratio = result["medians"], result["share_of_epoch"], result["epoch_ratio"]
     rows = [
         [
             "epoch without calibration",
@@ -176,11 +194,17 @@ def main(argv=None) -> dict:
     text = (
         f"### bn_calibration ({args.device}, {args.threads} threads; {args.shape[0]}x{args.shape[1]}x{args.shape[2]} volumes, "
         f"median of {args.repeats} interleaved rounds)\n\n"
-        + common.table(["part", "what", "s (median)", "share of epoch"], rows)
+        + markdown_table(["part", "what", "s (median)", "share of epoch"], rows)
         + f"\n\n- calibration <= 5% of an epoch: {'holds' if share <= 0.05 else 'MISSES'} ({100 * share:.2f}% in the handler; "
         f"epochs with/without {ratio:.3f})"
     )
     common.finish(args, result, text)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    result = run(args)
+    report(args, result)
     return result
 
 

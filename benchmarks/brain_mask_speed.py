@@ -7,7 +7,7 @@ defaults and cheaper settings) beside deepbet and HD-BET, in one run, interleave
 Every round runs each contender once in a fresh process on a fresh output folder (start-up, imports, loading the
 weights, reading, predicting and writing the mask all count, as they do for a user's single scan), in the same order;
 the median and the best round are reported, with each one's ratio to deepbet's median. Baselines run through
-``benchmarks.baseline_masks`` (``--baselines`` none: the bundle alone). The CPU should be otherwise idle.
+``scripts.studies.baseline_masks`` (``--baselines`` none: the bundle alone). The CPU should be otherwise idle.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.baseline_masks import TOOLS, baseline_masks, case_of
-from scripts.common.paths import BUNDLE_ROOT, CONFIG_DIR
+from scripts.common.paths import BUNDLE_ROOT, INFERENCE_CONFIG
+from scripts.common.tool_arguments import ToolArgumentParser
+from scripts.studies.baseline_masks import TOOLS, baseline_masks, case_of
+from scripts.studies.study_files import markdown_table
 
 # what the bundle is timed with: inference.json's defaults, then flip TTA on top, then one plane alone
 BUNDLE_SETTINGS = {
@@ -39,7 +41,7 @@ def bundle_seconds(scan: Path, out_dir: Path, overrides: str) -> float:
     images = out_dir / "images"
     images.mkdir(parents=True)
     (images / scan.name).symlink_to(scan.resolve())
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIG_DIR / "inference.json")]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(INFERENCE_CONFIG)]
     cmd += ["--dataset_dir", str(images), "--output_dir", str(out_dir / "masks"), *shlex.split(overrides)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=BUNDLE_ROOT, capture_output=True, text=True)
@@ -54,16 +56,22 @@ def tool_seconds(tool: str, scan: Path, out_dir: Path, python: str | None) -> fl
     return json.loads((out_dir / "seconds.json").read_text())[case_of(scan)]
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse(argv=None) -> argparse.Namespace:
+    p = ToolArgumentParser(prog="python -m benchmarks.brain_mask_speed", description=__doc__.splitlines()[0])
     p.add_argument("--scan", type=Path, required=True, help="a T1 scan named <case>_0000.nii.gz")
     p.add_argument("--baselines", nargs="*", choices=list(TOOLS), default=["deepbet", "hdbet"])
     p.add_argument("--baseline_python", default=None, help="a python with the baselines (requirements-baselines.txt)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", type=Path, default=BUNDLE_ROOT / "benchmarks" / "results" / "brain_mask_speed.json")
+    p.add_argument("--json", type=Path, default=common.RESULTS / "brain_mask_speed.json")
+    p.set_defaults(_name="brain_mask_speed")
     args = p.parse_args(argv)
     if not args.scan.is_file() or not args.scan.name.endswith("_0000.nii.gz"):
         raise SystemExit(f"{args.scan}: not found or not named <case>_0000.nii.gz; give one scan in nnU-Net naming")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """``--repeats`` rounds of every contender in turn, each in a fresh process on a fresh folder: its seconds."""
     contenders = {name: ("bundle", overrides) for name, overrides in BUNDLE_SETTINGS.items()}
     contenders.update({tool: ("tool", tool) for tool in args.baselines})
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
@@ -77,17 +85,23 @@ def main(argv=None) -> dict:
                     value = tool_seconds(what, args.scan, Path(tmp), args.baseline_python)
             seconds[name].append(round(value, 2))
             print(f"round {round_ + 1}: {name}: {value:.1f} s", flush=True)
+    return {"scan": str(args.scan), "seconds": seconds, "system": info}
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    seconds = result["seconds"]
     reference = statistics.median(seconds["deepbet"]) if "deepbet" in seconds else None
     rows = []
     for name, values in seconds.items():
         med = statistics.median(values)
         rows.append([name, med, min(values), f"{med / reference:.2f}" if reference else "–"])
-    text = common.table(["contender", "median s", "best s", "median / deepbet's"], rows)
-    result = {"scan": str(args.scan), "seconds": seconds, "system": info}
-    info["load_average_end"] = common.system_info("cpu")["load_average_start"]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print("\n" + text + f"\n\nJSON: {args.json}", flush=True)
+    common.finish(args, result, markdown_table(["contender", "median s", "best s", "median / deepbet's"], rows))
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    result = run(args)
+    report(args, result)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: flags, synthetic NIfTI data, the bundle's own workflows, timers, tables, JSON.
+"""Shared pieces of the benchmarks: flags, synthetic NIfTI data, the bundle's own workflows, timers, the report.
 
 Nothing here re-implements the bundle: training and inference go through ``configs/*.json`` with
 ``monai.bundle.ConfigWorkflow`` and command-line-style overrides, exactly as ``python -m monai.bundle run`` builds them.
@@ -19,17 +19,19 @@ import tempfile
 import time
 from pathlib import Path
 
-BUNDLE = Path(__file__).resolve().parents[1]
-if str(BUNDLE) not in sys.path:  # `python benchmarks/x.py` as well as `python -m benchmarks.x`
-    sys.path.insert(0, str(BUNDLE))
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # `python benchmarks/x.py` as well as `python -m benchmarks.x`
+    sys.path.insert(0, _ROOT)
 
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-TRAIN_CONFIG = BUNDLE / "configs" / "train.json"
-INFERENCE_CONFIG = BUNDLE / "configs" / "inference.json"
-RESULTS = BUNDLE / "benchmarks" / "results"
+from scripts.common.paths import BUNDLE_ROOT  # noqa: E402
+from scripts.common.tool_arguments import ToolArgumentParser  # noqa: E402
+from scripts.studies.study_files import write_json  # noqa: E402
+
+RESULTS = BUNDLE_ROOT / "benchmarks" / "results"
 
 # a value the bundle's `val_interval` never reaches in a benchmark: no validation and, since BN calibration
 # shares that interval, no calibration (measured on its own by benchmarks.bn_calibration)
@@ -37,9 +39,9 @@ NO_VALIDATION = 1_000_000
 
 
 # ----------------------------------------------------------------------------------------------- flags
-def parser(name: str, description: str, smoke: dict) -> argparse.ArgumentParser:
+def parser(name: str, description: str, smoke: dict) -> ToolArgumentParser:
     """The flags every benchmark has; ``smoke`` are the defaults ``--smoke`` switches to (explicit flags still win)."""
-    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
+    p = ToolArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="torch threads in the main process (default: all cores)"
@@ -49,7 +51,7 @@ def parser(name: str, description: str, smoke: dict) -> argparse.ArgumentParser:
         "--json",
         type=Path,
         default=None,
-        help=f"write the results here (default {RESULTS.relative_to(BUNDLE)}/{name}.json)",
+        help=f"write the results here (default {RESULTS.relative_to(BUNDLE_ROOT)}/{name}.json)",
     )
     p.add_argument(
         "--workdir",
@@ -75,11 +77,6 @@ def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     if args.json is None:
         args.json = RESULTS / f"{args._name}.json"
     return args
-
-
-def cfg_default(key: str):
-    """A literal default of configs/train.json (so a benchmark follows the config when it changes)."""
-    return json.loads(TRAIN_CONFIG.read_text())[key]
 
 
 class Workdir:
@@ -308,22 +305,10 @@ def system_info(device: str) -> dict:
     return info
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def finish(args: argparse.Namespace, result: dict, text: str) -> None:
-    """Print the Markdown ``text`` (last, after any log output) and write ``result`` as JSON."""
+    """Print the Markdown ``text`` (last, after any log output) and write ``result`` as JSON (NaN as null)."""
     result.setdefault("system", {})["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["command"] = " ".join([f"python -m benchmarks.{args._name}", *sys.argv[1:]])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_json(args.json, result, default=str)
     sys.stdout.flush()
     print("\n" + text + f"\n\nJSON: {args.json}", flush=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Download, on a machine with PyPI access, the wheels benchmarks/gpu.sh installs on a GPU machine that has none:
-# the bundle's requirements that the lent H100/H200 image lacks (it has CUDA torch, numpy, scikit-learn,
-# tensorboard, tqdm), at the versions installed in .venv here. Pure-Python wheels, about 6 MB, into
-# benchmarks/wheels (git-ignored: name it in the device call's `carry`).
+# the bundle's requirements that a GPU image with CUDA torch, numpy, scikit-learn, tensorboard and tqdm lacks, at the
+# versions installed in .venv here. Pure-Python wheels, about 6 MB, into benchmarks/wheels (git-ignored: copy it to
+# the GPU machine with the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"

@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
 # Training throughput on a GPU: AMP on/off x torch.compile on/off, GPU utilisation sampled by nvidia-smi, one table.
 #
-#   bash benchmarks/fetch_gpu_wheels.sh      # here, once: the wheels the GPU machine cannot download
-#   bash benchmarks/gpu.sh                   # there, from the repo root (carry benchmarks/wheels); ~5 minutes
+#   bash benchmarks/fetch_gpu_wheels.sh   # once, where PyPI can be reached: wheels for a GPU machine without it
+#   bash benchmarks/gpu.sh                # on the GPU machine, from the repo root (with benchmarks/wheels); ~5 min
 #
-# Python: a venv in $VENV that sees the system's packages, so a CUDA torch already installed (the lent H100/H200
-# image has one, and no package registry) is used as is; only where no torch is found is torch==2.13.0 installed
-# (that needs PyPI, and a CUDA build of it). The bundle's other requirements come from benchmarks/wheels when it
-# holds wheels (offline), else from PyPI. Knobs (environment): ITERS (iterations per epoch, 16), REPEATS (3),
-# CACHE (cache modes for run c, "disk,memory_thread"; see benchmarks/train_throughput.py),
-# COMPILE_RUNS (runs with --compile, "a,b": compilation does not change loading), RUN_TIMEOUT (seconds per
-# configuration, 120), VENV, DATA,
-# EXTRA_FLAGS (more train_throughput flags), DEVICE (cuda). A dry run on a machine without a GPU:
-#   DEVICE=cpu VENV=.venv ITERS=2 REPEATS=1 CACHE=disk EXTRA_FLAGS="--smoke --warmup-rounds 0" bash benchmarks/gpu.sh
+# Python: a venv in $VENV that sees the system's packages, so a CUDA torch already installed on the GPU machine is
+# used as is; only where no torch is found is torch==2.13.0 installed (that needs PyPI, and a CUDA build of it). The
+# bundle's other requirements come from benchmarks/wheels when it holds wheels (offline), else from PyPI.
+# Knobs (environment): ITERS (iterations per epoch, 16), REPEATS (3), CACHE (cache modes for run c,
+# "disk,memory_thread"; see benchmarks/train_throughput.py), COMPILE_RUNS (runs with --compile, "a,b": compilation
+# does not change loading), RUN_TIMEOUT (seconds per configuration, 120), VENV, DATA, EXTRA_FLAGS (more
+# train_throughput flags), DEVICE (cuda). A dry run on a machine without a GPU:
+#   DEVICE=cpu VENV=.venv ITERS=2 REPEATS=1 CACHE=disk EXTRA_FLAGS="--smoke --warmup_rounds 0" bash benchmarks/gpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -56,8 +55,8 @@ for compile in off on; do
     for amp in on off; do
         tag="amp_${amp}-compile_${compile}"
         # shellcheck disable=SC2206  # EXTRA_FLAGS is split on purpose
-        flags=(--device "$DEVICE" --amp "$amp" --iters-per-epoch "$ITERS" --repeats "$REPEATS" --cache "$CACHE"
-               --data-dir "$DATA" --json "$RESULTS/train_throughput-$tag.json" $EXTRA_FLAGS)
+        flags=(--device "$DEVICE" --amp "$amp" --iters_per_epoch "$ITERS" --repeats "$REPEATS" --cache "$CACHE"
+               --data_dir "$DATA" --json "$RESULTS/train_throughput-$tag.json" $EXTRA_FLAGS)
         if [ "$compile" = on ]; then flags+=(--compile --runs "$COMPILE_RUNS"); fi
         echo "=== $tag ($((SECONDS - started)) s so far)"
         rm -f "$RESULTS/train_throughput-$tag.json"

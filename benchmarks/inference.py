@@ -10,6 +10,7 @@ volume, ``slice_batch`` slices at a time. Both are interleaved; medians are repo
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from benchmarks import common  # noqa: E402
+from scripts.common.paths import INFERENCE_CONFIG, TRAIN_CONFIG  # noqa: E402
+from scripts.config.config_check import literal_defaults  # noqa: E402
+from scripts.studies.study_files import markdown_table  # noqa: E402
 
 
 class PhaseTimer:
@@ -75,7 +79,8 @@ def bare_forward(network, volume: torch.Tensor, slice_batch: int, device: str, a
     return time.perf_counter() - start
 
 
-def main(argv=None) -> dict:
+def parse(argv=None) -> argparse.Namespace:
+    defaults = literal_defaults()
     p = common.parser(
         "inference",
         __doc__.splitlines()[0],
@@ -105,14 +110,14 @@ def main(argv=None) -> dict:
         help="scans per repeat, one inference run (default 12: the loader prefetches num_workers x 2)",
     )
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    p.add_argument("--spatial-size", type=int, default=common.cfg_default("spatial_size"))
-    p.add_argument("--slice-batch", type=int, default=common.cfg_default("slice_batch"))
+    p.add_argument("--spatial_size", type=int, default=defaults["spatial_size"])
+    p.add_argument("--slice_batch", type=int, default=defaults["slice_batch"])
     p.add_argument(
-        "--num-workers", type=int, default=None, help="loader workers of the bundle path (default: the config's)"
+        "--num_workers", type=int, default=None, help="loader workers of the bundle path (default: the config's)"
     )
     p.add_argument("--amp", choices=("on", "off"), default="on", help="mixed precision (CUDA only, as in the config)")
     p.add_argument(
-        "--one-pass",
+        "--one_pass",
         choices=("on", "off"),
         default="on",
         help="on (default): the bundle runs the network once per scan, as the bare forward does (inference_planes "
@@ -126,11 +131,79 @@ def main(argv=None) -> dict:
         help="bundle path: configs/inference.json (auto: if present) or train.json's validation path",
     )
     args = common.parse(p, argv)
-    amp = args.amp == "on" and args.device == "cuda"
-    use_inference = args.config == "inference" or (args.config == "auto" and common.INFERENCE_CONFIG.is_file())
-    if not use_inference:
+    args.amp_on = args.amp == "on" and args.device == "cuda"
+    args.use_inference = args.config == "inference" or (args.config == "auto" and INFERENCE_CONFIG.is_file())
+    if not args.use_inference:
         args.volumes = max(args.volumes, 2)  # train.json checks that a split is possible
+    return args
 
+
+def bundle_evaluator(args: argparse.Namespace, work: Path, data: Path, weights: Path):
+    """(workflow, evaluator) of the bundle's path with ``weights``: inference.json's, else train.json's validation."""
+    overrides = {
+        "device": common.device_override(args.device),
+        "amp": args.amp == "on",
+        "spatial_size": args.spatial_size,
+        "slice_batch": args.slice_batch,
+        "bundle_root": work / "bundle",
+    }
+    if args.num_workers is not None:
+        overrides["num_workers"] = args.num_workers
+    if args.use_inference:
+        if args.one_pass == "on":
+            overrides.update(inference_planes=["auto"], tta=False, postprocessing_lcc=False)
+        workflow = common.config_workflow(
+            INFERENCE_CONFIG,
+            "infer",
+            dataset_dir=data / "imagesTr",
+            output_dir=work / "predictions",
+            ckpt_path=weights,
+            **overrides,
+        )
+        return workflow, workflow.parser.get_parsed_content("evaluator")
+    workflow = common.config_workflow(
+        TRAIN_CONFIG, "train", dataset_dir=data, split="$(@cases[:1], @cases)", **overrides
+    )
+    workflow.parser.get_parsed_content("network").load_state_dict(torch.load(weights, weights_only=True))
+    return workflow, workflow.parser.get_parsed_content("validate#evaluator")
+
+
+def timed_rounds(args: argparse.Namespace, network, evaluator, phases: PhaseTimer) -> dict[str, list]:
+    """Interleaved rounds of ``--volumes`` bare forwards and one bundle run over as many scans; per timed round the
+    seconds per volume of each, the bundle's phases of each scan, its first scan, its later scans, and its time
+    outside the scans."""
+    volume = torch.randn(args.shape[2], 1, args.spatial_size, args.spatial_size)
+    timed = {key: [] for key in ("bare", "bundle", "phases", "first", "rest", "outside")}
+    for round_index in range(args.warmup + args.repeats):
+        seconds = [
+            bare_forward(network, volume, args.slice_batch, args.device, args.amp_on) for _ in range(args.volumes)
+        ]
+        common.sync(args.device)
+        start = time.perf_counter()
+        evaluator.run()
+        common.sync(args.device)
+        run_s = time.perf_counter() - start
+        per_volume = run_s / args.volumes
+        if round_index >= args.warmup:
+            timed["bare"].append(sum(seconds) / len(seconds))
+            timed["bundle"].append(per_volume)
+            scans = phases.phases[-args.volumes :]
+            timed["phases"].extend(scans)
+            run_phases = [sum(ph.values()) for ph in scans]
+            # the first scan pays for the loader's start (its workers start after EPOCH_STARTED) and a lone read
+            timed["first"].append(run_phases[0])
+            if args.volumes > 1:
+                timed["rest"].append(sum(run_phases[1:]) / (args.volumes - 1))
+            timed["outside"].append(run_s - sum(run_phases))  # engine start, end-of-run handlers, workers' shutdown
+        print(
+            f"[round {round_index + 1}/{args.warmup + args.repeats}] bare {sum(seconds) / len(seconds):.3f} s, "
+            f"bundle {per_volume:.3f} s per volume",
+            flush=True,
+        )
+    return timed
+
+
+def run(args: argparse.Namespace) -> dict:
     result = {
         "benchmark": "inference",
         "system": common.system_info(args.device),
@@ -143,135 +216,102 @@ def main(argv=None) -> dict:
             "warmup_rounds": args.warmup,
             "spatial_size": args.spatial_size,
             "slice_batch": args.slice_batch,
-            "amp": amp,
+            "amp": args.amp_on,
             "bundle_path": (
                 "configs/inference.json (evaluator, NIfTI in and out)"
-                if use_inference
+                if args.use_inference
                 else "configs/train.json validate#evaluator (slice inferer + inversion; no NIfTI writing)"
             ),
         },
     }
     with common.Workdir(args.workdir, "infer") as work:
         started = time.perf_counter()
-        data = common.write_dataset(work / "data", args.volumes, args.shape, labels=not use_inference)
+        data = common.write_dataset(work / "data", args.volumes, args.shape, labels=not args.use_inference)
         result["settings"]["dataset_write_s"] = round(time.perf_counter() - started, 2)
 
         from monai.bundle import ConfigParser
 
         raw = ConfigParser()
-        raw.read_config(str(common.INFERENCE_CONFIG if use_inference else common.TRAIN_CONFIG))
+        raw.read_config(str(INFERENCE_CONFIG if args.use_inference else TRAIN_CONFIG))
         weights = work / "model.pt"
         torch.manual_seed(0)
         torch.save(raw.get_parsed_content("network_def", instantiate=True).state_dict(), weights)
-
-        overrides = {
-            "device": common.device_override(args.device),
-            "amp": args.amp == "on",
-            "spatial_size": args.spatial_size,
-            "slice_batch": args.slice_batch,
-            "bundle_root": work / "bundle",
-        }
-        if args.num_workers is not None:
-            overrides["num_workers"] = args.num_workers
-        if use_inference:
-            if args.one_pass == "on":
-                overrides.update(inference_planes=["auto"], tta=False, postprocessing_lcc=False)
-            workflow = common.config_workflow(
-                common.INFERENCE_CONFIG,
-                "infer",
-                dataset_dir=data / "imagesTr",
-                output_dir=work / "predictions",
-                ckpt_path=weights,
-                **overrides,
-            )
-            evaluator = workflow.parser.get_parsed_content("evaluator")
-        else:
-            workflow = common.config_workflow(
-                common.TRAIN_CONFIG, "train", dataset_dir=data, split="$(@cases[:1], @cases)", **overrides
-            )
-            workflow.parser.get_parsed_content("network").load_state_dict(torch.load(weights, weights_only=True))
-            evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+        workflow, evaluator = bundle_evaluator(args, work, data, weights)
         phases = PhaseTimer(args.device)
         phases.attach(evaluator)
 
         network = raw.get_parsed_content("network_def", instantiate=True)
         network.load_state_dict(torch.load(weights, weights_only=True))
         network = network.to(args.device).eval()
-        volume = torch.randn(args.shape[2], 1, args.spatial_size, args.spatial_size)
-
-        bare, bundle, bundle_phases, first, rest, outside = [], [], [], [], [], []
-        for round_index in range(args.warmup + args.repeats):
-            seconds = [bare_forward(network, volume, args.slice_batch, args.device, amp) for _ in range(args.volumes)]
-            common.sync(args.device)
-            start = time.perf_counter()
-            evaluator.run()
-            common.sync(args.device)
-            run_s = time.perf_counter() - start
-            per_volume = run_s / args.volumes
-            if round_index >= args.warmup:
-                bare.append(sum(seconds) / len(seconds))
-                bundle.append(per_volume)
-                run = phases.phases[-args.volumes :]
-                bundle_phases.extend(run)
-                run_phases = [sum(ph.values()) for ph in run]
-                # the first scan pays for the loader's start (its workers start after EPOCH_STARTED) and a lone read
-                first.append(run_phases[0])
-                if args.volumes > 1:
-                    rest.append(sum(run_phases[1:]) / (args.volumes - 1))
-                outside.append(run_s - sum(run_phases))  # engine start, end-of-run handlers, workers' shutdown
-            print(
-                f"[round {round_index + 1}/{args.warmup + args.repeats}] bare {sum(seconds) / len(seconds):.3f} s, "
-                f"bundle {per_volume:.3f} s per volume",
-                flush=True,
-            )
+        timed = timed_rounds(args, network, evaluator, phases)
         workflow.finalize()
+    summarise(result, timed)
+    return result
 
-    bare_s, bundle_s = common.median(bare), common.median(bundle)
-    phase_medians = {k: common.median([ph[k] for ph in bundle_phases]) for k in ("data_wait_s", "forward_s", "post_s")}
-    result["bare_forward_s"] = {"median": bare_s, "per_round": bare}
+
+def summarise(result: dict, timed: dict[str, list]) -> None:
+    """The medians, the ratio bundle / bare and the target's verdict, into ``result``."""
+    bare_s, bundle_s = common.median(timed["bare"]), common.median(timed["bundle"])
+    phase_medians = {
+        k: common.median([ph[k] for ph in timed["phases"]]) for k in ("data_wait_s", "forward_s", "post_s")
+    }
+    result["bare_forward_s"] = {"median": bare_s, "per_round": timed["bare"]}
     result["bundle_s"] = {
         "median": bundle_s,
-        "per_round": bundle,
+        "per_round": timed["bundle"],
         "phases_median": phase_medians,
-        "first_volume_median": common.median(first),
-        "outside_iterations_median": common.median(outside),
+        "first_volume_median": common.median(timed["first"]),
+        "first_volume_per_round": timed["first"],
+        "outside_iterations_median": common.median(timed["outside"]),
+        "outside_iterations_per_round": timed["outside"],
     }
     result["ratio"] = bundle_s / bare_s
-    if rest:
-        result["bundle_s"]["after_first_median"] = common.median(rest)
+    if timed["rest"]:
+        result["bundle_s"]["after_first_median"] = common.median(timed["rest"])
+        result["bundle_s"]["after_first_per_round"] = timed["rest"]
         result["ratio_after_first"] = result["bundle_s"]["after_first_median"] / bare_s
     result["targets"] = {"bundle / bare <= 1.2": result["ratio"] <= 1.2}
-    h, w, d = args.shape
+
+
+def per_round(values: list[float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def path_rows(args: argparse.Namespace, result: dict) -> list[list]:
+    """The table's rows: the bare forward, the bundle, and the bundle's run split into its first scan, its later
+    scans and what happens once per run."""
+    bare_s, bundle = result["bare_forward_s"]["median"], result["bundle_s"]
+    d = args.shape[2]
     rows = [
         [
             "bare forward",
             f"{d} slices of {args.spatial_size}², {args.slice_batch} per pass, in memory",
             bare_s,
-            " / ".join(f"{v:.3f}" for v in bare),
+            per_round(result["bare_forward_s"]["per_round"]),
             "",
         ],
         [
             "bundle",
             result["settings"]["bundle_path"],
-            bundle_s,
-            " / ".join(f"{v:.3f}" for v in bundle),
+            bundle["median"],
+            per_round(bundle["per_round"]),
             f"{result['ratio']:.2f}x bare",
         ],
         [
             "bundle, first scan of a run",
             "the loader's start, a read nothing overlaps, the prefetch of the next scans",
-            result["bundle_s"]["first_volume_median"],
-            " / ".join(f"{v:.3f}" for v in first),
-            f"{result['bundle_s']['first_volume_median'] / bare_s:.2f}x bare",
+            bundle["first_volume_median"],
+            per_round(bundle["first_volume_per_round"]),
+            f"{bundle['first_volume_median'] / bare_s:.2f}x bare",
         ],
     ]
-    if rest:
+    if "after_first_median" in bundle:
         rows.append(
             [
                 "bundle, each later scan",
                 "reads overlapped by the loader workers",
-                result["bundle_s"]["after_first_median"],
-                " / ".join(f"{v:.3f}" for v in rest),
+                bundle["after_first_median"],
+                per_round(bundle["after_first_per_round"]),
                 f"{result['ratio_after_first']:.2f}x bare",
             ]
         )
@@ -279,12 +319,17 @@ def main(argv=None) -> dict:
         [
             "bundle, outside the scans (once per run)",
             "engine start, end-of-run handlers, loader shutdown",
-            result["bundle_s"]["outside_iterations_median"],
-            " / ".join(f"{v:.3f}" for v in outside),
+            bundle["outside_iterations_median"],
+            per_round(bundle["outside_iterations_per_round"]),
             "",
         ]
     )
-    breakdown = common.table(
+    return rows
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    phase_medians = result["bundle_s"]["phases_median"]
+    breakdown = markdown_table(
         ["bundle phase (median per volume)", "s"],
         [
             [
@@ -295,14 +340,15 @@ def main(argv=None) -> dict:
             ["inversion, threshold, writing", phase_medians["post_s"]],
         ],
     )
+    h, w, d = args.shape
     title = (
-        f"### inference ({args.device}, {args.threads} threads, amp={amp}; {h}x{w}x{d} scans, {args.volumes} per "
-        f"round, median of {args.repeats} rounds, seconds per volume)"
+        f"### inference ({args.device}, {args.threads} threads, amp={args.amp_on}; {h}x{w}x{d} scans, {args.volumes} "
+        f"per round, median of {args.repeats} rounds, seconds per volume)"
     )
     text = (
         title
         + "\n\n"
-        + common.table(["path", "what", "s/volume (median)", "per round", "ratio"], rows)
+        + markdown_table(["path", "what", "s/volume (median)", "per round", "ratio"], path_rows(args, result))
         + "\n\n"
         + breakdown
         + "\n\n"
@@ -312,6 +358,12 @@ def main(argv=None) -> dict:
         )
     )
     common.finish(args, result, text)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    result = run(args)
+    report(args, result)
     return result
 
 

@@ -11,6 +11,7 @@ what caching in memory costs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,6 +24,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+from scripts.common.paths import BUNDLE_ROOT, TRAIN_CONFIG  # noqa: E402
+from scripts.config.config_check import literal_defaults  # noqa: E402
+from scripts.studies.study_files import markdown_table  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ child side
@@ -41,7 +45,7 @@ def child(spec: dict) -> None:
     }
     started = time.perf_counter()
     workflow = common.config_workflow(
-        common.TRAIN_CONFIG, "train", bundle_root=spec["bundle_root"], dataset_dir=spec["dataset_dir"], **overrides
+        TRAIN_CONFIG, "train", bundle_root=spec["bundle_root"], dataset_dir=spec["dataset_dir"], **overrides
     )
     workflow.run()
     workflow.finalize()
@@ -119,13 +123,13 @@ def subset(root: Path, full: Path, n: int) -> Path:
 def measure(spec: dict, log: Path) -> dict:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(common.BUNDLE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHONPATH": os.pathsep.join([str(BUNDLE_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
     started = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(spec)],
-            cwd=common.BUNDLE,
+            cwd=BUNDLE_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -149,9 +153,7 @@ def measure(spec: dict, log: Path) -> dict:
     }
 
 
-def main(argv=None) -> dict:
-    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--child":
-        return child(json.loads(sys.argv[2]))
+def parse(argv=None) -> argparse.Namespace:
     p = common.parser(
         "memory",
         __doc__.splitlines()[0],
@@ -161,7 +163,7 @@ def main(argv=None) -> dict:
             "iterations": 1,
             "val_iterations": 1,
             "repeats": 1,
-            "contrast": False,
+            "contrast": "off",
             "spatial_size": 32,
             "slices_per_volume": 4,
             "num_workers": 0,
@@ -172,10 +174,10 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--shape", type=int, nargs=3, default=[128, 128, 64], metavar=("H", "W", "D"))
     p.add_argument("--iterations", type=int, default=4, help="training iterations per run (default 4)")
-    p.add_argument("--val-iterations", type=int, default=2, help="validation volumes per run (default 2)")
-    p.add_argument("--spatial-size", type=int, default=None, help="override the config's spatial_size")
-    p.add_argument("--slices-per-volume", type=int, default=None, help="override the config's slices_per_volume")
-    p.add_argument("--num-workers", type=int, default=None, help="override the config's num_workers")
+    p.add_argument("--val_iterations", type=int, default=2, help="validation volumes per run (default 2)")
+    p.add_argument("--spatial_size", type=int, default=None, help="override the config's spatial_size")
+    p.add_argument("--slices_per_volume", type=int, default=None, help="override the config's slices_per_volume")
+    p.add_argument("--num_workers", type=int, default=None, help="override the config's num_workers")
     p.add_argument(
         "--set",
         action="append",
@@ -185,21 +187,23 @@ def main(argv=None) -> dict:
     )
     p.add_argument(
         "--contrast",
-        action=__import__("argparse").BooleanOptionalAction,
-        default=True,
+        choices=("on", "off"),
+        default="on",
         help="also run with cache=memory, or cache=disk if memory is the default (default on)",
     )
     p.set_defaults(repeats=1)
     args = common.parse(p, argv)
-    small, large = args.sizes
+    args.configs = run_settings(args)
+    return args
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, dict]:
+    """The overrides of each setting measured: the config's defaults (with the flags' and ``--set``'s overrides) and,
+    with ``--contrast on``, the other cache."""
     base = {
-        k: v
-        for k, v in (
-            ("spatial_size", args.spatial_size),
-            ("slices_per_volume", args.slices_per_volume),
-            ("num_workers", args.num_workers),
-        )
-        if v is not None
+        k: getattr(args, k)
+        for k in ("spatial_size", "slices_per_volume", "num_workers")
+        if getattr(args, k) is not None
     }
     for item in args.set:
         key, _, value = item.partition("=")
@@ -208,10 +212,14 @@ def main(argv=None) -> dict:
         except json.JSONDecodeError:
             base[key] = value
     configs = {"default": base}
-    if args.contrast:
-        other = "disk" if base.get("cache", common.cfg_default("cache")) == "memory" else "memory"
+    if args.contrast == "on":
+        other = "disk" if base.get("cache", literal_defaults()["cache"]) == "memory" else "memory"
         configs[f"cache={other}"] = {**base, "cache": other}
+    return configs
 
+
+def run(args: argparse.Namespace) -> dict:
+    small, large = args.sizes
     result = {
         "benchmark": "memory",
         "system": common.system_info(args.device),
@@ -223,7 +231,7 @@ def main(argv=None) -> dict:
             "iterations": args.iterations,
             "val_iterations": args.val_iterations,
             "repeats": args.repeats,
-            "overrides": base,
+            "overrides": args.configs["default"],
         },
         "runs": {},
     }
@@ -232,7 +240,7 @@ def main(argv=None) -> dict:
         full = common.write_dataset(work / "data", large, args.shape)
         result["settings"]["dataset_write_s"] = round(time.perf_counter() - started, 2)
         datasets = {large: full, small: subset(work / f"data-{small}", full, small)}
-        for name, overrides in configs.items():
+        for name, overrides in args.configs.items():
             for repeat in range(args.repeats):
                 for n in (small, large):
                     spec = {
@@ -245,59 +253,78 @@ def main(argv=None) -> dict:
                         "bundle_root": str(work / f"bundle-{name}-{n}-{repeat}"),
                         "result": str(work / f"result-{name}-{n}-{repeat}.json"),
                     }
-                    run = measure(spec, work / f"log-{name}-{n}-{repeat}.txt")
-                    result["runs"].setdefault(name, {}).setdefault(str(n), []).append(run)
+                    measured = measure(spec, work / f"log-{name}-{n}-{repeat}.txt")
+                    result["runs"].setdefault(name, {}).setdefault(str(n), []).append(measured)
                     print(
-                        f"[{name}, {n} volumes] peak RSS {run['peak_rss_mb']:.0f} MB, tree PSS {run['tree_peak_pss_mb']:.0f} MB",
+                        f"[{name}, {n} volumes] peak RSS {measured['peak_rss_mb']:.0f} MB, "
+                        f"tree PSS {measured['tree_peak_pss_mb']:.0f} MB",
                         flush=True,
                     )
+    summarise(result, small, large)
+    return result
 
-    rows, growth = [], {}
+
+def summarise(result: dict, small: int, large: int) -> None:
+    """The medians of each setting and size, the growth from the small to the large set and the target's verdict."""
+    result["medians"], result["growth"] = {}, {}
     for name, sizes in result["runs"].items():
         med = {n: {k: common.median([r[k] for r in runs]) for k in runs[0]} for n, runs in sizes.items()}
-        growth[name] = {
+        result["medians"][name] = med
+        result["growth"][name] = {
             k: med[str(large)][k] / med[str(small)][k] - 1.0
             for k in ("peak_rss_mb", "tree_peak_pss_mb", "workers_peak_rss_mb")
         }
-        for n in (small, large):
-            m = med[str(n)]
-            grown = (
-                ""
-                if n == small
-                else f"{100 * growth[name]['peak_rss_mb']:+.1f}% / {100 * growth[name]['tree_peak_pss_mb']:+.1f}%"
-            )
-            rows.append([name, n, m["peak_rss_mb"], m["workers_peak_rss_mb"], m["tree_peak_pss_mb"], m["run_s"], grown])
-    result["growth"] = growth
     # the target is on the training process's peak RSS (getrusage: exact); the tree's PSS is sampled and moves by
     # several percent from run to run with how many loader workers happen to be alive together
     result["targets"] = {
-        f"peak RSS grows < 10% from {small} to {large} volumes (default settings)": growth["default"]["peak_rss_mb"]
+        f"peak RSS grows < 10% from {small} to {large} volumes (default settings)": result["growth"]["default"][
+            "peak_rss_mb"
+        ]
         < 0.10
     }
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    small, large = args.sizes
+    rows = []
+    for name, med in result["medians"].items():
+        growth = result["growth"][name]
+        for n in (small, large):
+            m = med[str(n)]
+            grown = (
+                "" if n == small else f"{100 * growth['peak_rss_mb']:+.1f}% / {100 * growth['tree_peak_pss_mb']:+.1f}%"
+            )
+            rows.append([name, n, m["peak_rss_mb"], m["workers_peak_rss_mb"], m["tree_peak_pss_mb"], m["run_s"], grown])
     h, w, d = args.shape
     title = (
         f"### memory ({args.device}, {args.threads} threads; {h}x{w}x{d} volumes, {args.iterations} training "
         f"iterations + {args.val_iterations} validation volumes per run, one fresh process per run)"
     )
+    headers = [
+        "settings",
+        "volumes",
+        "peak RSS MB (training process)",
+        "worker peak RSS MB",
+        "peak PSS MB (process tree)",
+        "run s",
+        "growth RSS / PSS",
+    ]
     text = (
         title
         + "\n\n"
-        + common.table(
-            [
-                "settings",
-                "volumes",
-                "peak RSS MB (training process)",
-                "worker peak RSS MB",
-                "peak PSS MB (process tree)",
-                "run s",
-                "growth RSS / PSS",
-            ],
-            rows,
-        )
+        + markdown_table(headers, rows)
         + "\n\n"
         + "\n".join(f"- {k}: {'holds' if v else 'MISSES'}" for k, v in result["targets"].items())
     )
     common.finish(args, result, text)
+
+
+def main(argv=None) -> dict:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--child":
+        return child(json.loads(sys.argv[2]))
+    args = parse(argv)
+    result = run(args)
+    report(args, result)
     return result
 
 

@@ -1,4 +1,4 @@
-"""benchmarks.baseline_masks on tiny NIfTI files: the one-line message for a tool that is not installed, masks kept and
+"""scripts.studies.baseline_masks on tiny NIfTI files: the one-line message for a tool that is not installed, masks kept and
 not run again, seconds per case, masks saved as uint8 0/1 on the image's grid. The real tools are not installed in CI
 (requirements-baselines.txt); a stand-in tool that thresholds the image runs through the same subprocess path."""
 
@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmarks import baseline_masks as bm
+from scripts.studies import baseline_masks as bm
 
 # a stand-in for a tool: writes a float mask (not uint8) that the module must turn into uint8 0/1
 THRESHOLD = """

@@ -1,4 +1,4 @@
-"""benchmarks.mask_edge_profile on a head phantom: masks drawn by two rules must show on which side of the CSF they end."""
+"""scripts.studies.mask_edge_profile on a head phantom: masks drawn by two rules must show on which side of the CSF they end."""
 
 import json
 import subprocess
@@ -30,7 +30,7 @@ def write_phantom(root):
 
 def run_profile(*args):
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.mask_edge_profile", *map(str, args)],
+        [sys.executable, "-m", "scripts.studies.mask_edge_profile", *map(str, args)],
         cwd=BUNDLE,
         capture_output=True,
         text=True,

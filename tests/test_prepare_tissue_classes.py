@@ -1,4 +1,4 @@
-"""scripts/tools/prepare_tissue_classes.py and benchmarks/tissue_kmeans.py: the multi-class set's layout, its
+"""scripts/tools/prepare_tissue_classes.py and scripts/studies/tissue_kmeans.py: the multi-class set's layout, its
 non-consecutive values and second acquisitions, and the k-means baseline's mapping of clusters to classes.
 
 A head phantom (ventricles, grey and white matter) stands in for a source (the real ones need a package download)."""
@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmarks import tissue_kmeans
 from scripts.data.cases import find_cases
 from scripts.metrics.class_scores import class_dice, per_class_dice
+from scripts.studies import tissue_kmeans
 from scripts.tools import prepare_real_t1, prepare_tissue_classes
 from scripts.tools.prepare_tissue_classes import CSF, GREY, WHITE
 from tests import test_brain_mask_rule as phantom

@@ -1,5 +1,5 @@
 """Per-class scores of a label map against a reference label map on the same grid: what a multi-class
-leave-one-source-out table reports for each class (``benchmarks.tissue_kmeans`` uses it for its baseline)."""
+leave-one-source-out table reports for each class (``scripts.studies.tissue_kmeans`` uses it for its baseline)."""
 
 from __future__ import annotations
 
