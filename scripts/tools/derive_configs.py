@@ -245,11 +245,16 @@ for those files, and a name that is not a setting is refused with the nearest on
 """
 
 
+def cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (a ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
+
+
 def shown_default(value) -> str:
     """A default as the config writes it: literals as JSON, ``$`` expressions and ``@`` references as code."""
     text = value[1:] if isinstance(value, str) and value.startswith("$") else value
     text = text if isinstance(text, str) else json.dumps(text)
-    return "`" + text.replace("|", "\\|") + "`" if text else "empty"
+    return f"`{cell(text)}`" if text else "empty"
 
 
 def run_settings(config: dict, model_keys: list[str]) -> list[str]:
@@ -319,7 +324,7 @@ def settings_doc(config_dir: Path) -> tuple[str, list[str]]:
         for key, default, desc in rows:
             if not desc:
                 undescribed.append(f"{config_dir / title.split('/')[-1]}: {key} has no _desc_{key}; describe it there")
-            lines.append(f"| `{key}` | {shown_default(default)} | {str(desc).replace('|', chr(92) + '|')} |")
+            lines.append(f"| `{key}` | {shown_default(default)} | {cell(str(desc))} |")
         lines.append("")
     return "\n".join(line for line in lines).rstrip() + "\n", undescribed
 
